@@ -1,0 +1,376 @@
+//! The Node-API layer: converts JS values, maps core errors to JS errors with stable codes. The
+//! hot operations are raw callbacks (see `ffi`); everything here runs once per attach or per
+//! stats poll.
+
+mod ffi;
+mod registry;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::core::layout::{self, ChannelLayout, PoolLayout};
+use crate::core::{Channel, Error as CoreError, Pool};
+use registry::{ChannelEntry, PoolEntry};
+
+fn js_error(e: CoreError) -> napi::Error<String> {
+  napi::Error::new(e.code().to_string(), e.to_string())
+}
+
+/// Keeps one attached pool or channel alive for this thread; dropping it (garbage collection)
+/// detaches it and reclaims the slots it still holds.
+#[napi]
+pub struct Attachment {
+  id: u32,
+}
+
+#[napi]
+impl Attachment {
+  /// Small integer naming the region in the fast calls of this thread.
+  #[napi(getter)]
+  pub fn id(&self) -> u32 {
+    self.id
+  }
+
+  /// Detaches now instead of at garbage collection.
+  #[napi]
+  pub fn detach(&mut self) {
+    registry::remove(self.id);
+    self.id = u32::MAX;
+  }
+}
+
+impl Drop for Attachment {
+  fn drop(&mut self) {
+    if self.id != u32::MAX {
+      registry::remove(self.id);
+    }
+  }
+}
+
+fn hook_cleanup(env: &Env) -> Result<(), String> {
+  registry::hook_cleanup_once(|| {
+    env
+      .add_env_cleanup_hook((), |_| registry::teardown())
+      .map(|_| ())
+  })
+  .map_err(|e| napi::Error::new("ERR_SABPOOL_INTERNAL".to_string(), e.reason.clone()))
+}
+
+/// Layout facts the JS wrapper needs to read slot metadata and park on wait words.
+#[napi(object)]
+pub struct PoolInfo {
+  pub id: u32,
+  pub uid: u32,
+  pub slot_size: u32,
+  pub slots: u32,
+  pub max_participants: u32,
+  pub stride: u32,
+  pub meta_offset: u32,
+  pub data_offset: f64,
+  pub total_length: f64,
+  pub participant: u32,
+}
+
+fn pool_info(id: u32) -> Result<PoolInfo, String> {
+  registry::with_pool(id, |p| {
+    let l: &PoolLayout = p.pool.layout();
+    Ok(PoolInfo {
+      id,
+      uid: p.pool.uid(),
+      slot_size: l.slot_size,
+      slots: l.slot_count,
+      max_participants: l.max_participants,
+      stride: l.stride,
+      meta_offset: l.meta_offset as u32,
+      data_offset: l.data_offset as f64,
+      total_length: l.total_len as f64,
+      participant: p.me.0,
+    })
+  })
+  .unwrap_or(Err(CoreError::BadHandle("pool is detached")))
+  .map_err(js_error)
+}
+
+/// Bytes a pool region needs (throws ERR_SABPOOL_BAD_HANDLE for out-of-range geometry).
+#[napi]
+pub fn pool_region_size(slot_size: u32, slots: u32, max_participants: u32) -> Result<f64, String> {
+  PoolLayout::new(slot_size, slots, max_participants)
+    .map(|l| l.total_len as f64)
+    .map_err(js_error)
+}
+
+/// Bytes a channel region needs.
+#[napi]
+pub fn channel_region_size(capacity: u32) -> Result<f64, String> {
+  ChannelLayout::new(capacity)
+    .map(|l| l.total_len as f64)
+    .map_err(js_error)
+}
+
+fn attach_pool(
+  env: &Env,
+  view: Unknown,
+  create: Option<(u32, u32, u32, u32)>,
+) -> Result<Attachment, String> {
+  hook_cleanup(env)?;
+  let (memory, view_ref) = ffi::adopt_view(env.raw(), view.raw()).map_err(js_error)?;
+  let pool = match create {
+    Some((slot_size, slots, max_participants, uid)) => {
+      Pool::create(memory, slot_size, slots, max_participants, uid)
+    }
+    None => Pool::attach(memory),
+  };
+  let token = registry::new_token();
+  let joined = pool.and_then(|pool| {
+    let me = pool.join(token, std::process::id())?;
+    Ok(PoolEntry { pool, me, token })
+  });
+  match joined {
+    Ok(entry) => Ok(Attachment {
+      id: registry::insert_pool(entry, view_ref),
+    }),
+    Err(e) => {
+      view_ref.delete();
+      Err(js_error(e))
+    }
+  }
+}
+
+/// Lays out a fresh pool in `view` (a zeroed Uint8Array over a SharedArrayBuffer) and attaches.
+#[napi]
+pub fn pool_create(
+  env: Env,
+  view: Unknown,
+  slot_size: u32,
+  slots: u32,
+  max_participants: u32,
+  uid: u32,
+) -> Result<Attachment, String> {
+  attach_pool(&env, view, Some((slot_size, slots, max_participants, uid)))
+}
+
+/// Validates the pool region in `view` and attaches this thread as a participant.
+#[napi]
+pub fn pool_attach(env: Env, view: Unknown) -> Result<Attachment, String> {
+  attach_pool(&env, view, None)
+}
+
+#[napi]
+pub fn pool_describe(id: u32) -> Result<PoolInfo, String> {
+  pool_info(id)
+}
+
+#[napi(object)]
+pub struct PoolStats {
+  pub slots: u32,
+  pub in_use: u32,
+  pub free: u32,
+  pub high_water: u32,
+  pub acquired: f64,
+  pub released: f64,
+  pub reclaimed: f64,
+  pub waits: f64,
+  pub participants: u32,
+}
+
+#[napi]
+pub fn pool_stats(id: u32) -> Result<PoolStats, String> {
+  let s = registry::with_pool(id, |p| p.pool.stats())
+    .unwrap_or(Err(CoreError::BadHandle("pool is detached")))
+    .map_err(js_error)?;
+  Ok(PoolStats {
+    slots: s.slots,
+    in_use: s.in_use,
+    free: s.slots - s.in_use,
+    high_water: s.high_water,
+    acquired: s.acquired as f64,
+    released: s.released as f64,
+    reclaimed: s.reclaimed as f64,
+    waits: s.waits as f64,
+    participants: s.participants,
+  })
+}
+
+/// Counts one parked wait of this thread.
+#[napi]
+pub fn pool_note_wait(id: u32) {
+  let _ = registry::with_pool(id, |p| p.pool.note_wait(p.me));
+}
+
+/// `[generation, owner, state]` of a slot (diagnostics and tests).
+#[napi]
+pub fn pool_slot_state(id: u32, slot: u32) -> Result<Vec<u32>, String> {
+  registry::with_pool(id, |p| p.pool.slot_state(slot))
+    .unwrap_or(Err(CoreError::BadHandle("pool is detached")))
+    .map(|(g, o, s)| vec![g, o, s as u32])
+    .map_err(js_error)
+}
+
+fn attach_channel(
+  env: &Env,
+  view: Unknown,
+  pool_id: u32,
+  create: Option<(u32, u32)>,
+) -> Result<Attachment, String> {
+  hook_cleanup(env)?;
+  let pool_uid = registry::with_pool(pool_id, |p| Ok(p.pool.uid()))
+    .unwrap_or(Err(CoreError::BadHandle("pool is detached")))
+    .map_err(js_error)?;
+  let (memory, view_ref) = ffi::adopt_view(env.raw(), view.raw()).map_err(js_error)?;
+  let channel = match create {
+    Some((capacity, uid)) => Channel::create(memory, capacity, uid, pool_uid),
+    None => Channel::attach(memory).and_then(|c| {
+      if c.pool_uid() != pool_uid {
+        return Err(CoreError::BadHandle(
+          "the channel carries slots of another pool",
+        ));
+      }
+      Ok(c)
+    }),
+  };
+  match channel {
+    Ok(channel) => Ok(Attachment {
+      id: registry::insert_channel(ChannelEntry { channel, pool_id }, view_ref),
+    }),
+    Err(e) => {
+      view_ref.delete();
+      Err(js_error(e))
+    }
+  }
+}
+
+#[napi]
+pub fn channel_create(
+  env: Env,
+  view: Unknown,
+  pool_id: u32,
+  capacity: u32,
+  uid: u32,
+) -> Result<Attachment, String> {
+  attach_channel(&env, view, pool_id, Some((capacity, uid)))
+}
+
+#[napi]
+pub fn channel_attach(env: Env, view: Unknown, pool_id: u32) -> Result<Attachment, String> {
+  attach_channel(&env, view, pool_id, None)
+}
+
+#[napi(object)]
+pub struct ChannelStats {
+  pub capacity: u32,
+  pub queued: f64,
+  pub sent: f64,
+  pub received: f64,
+  pub send_waits: f64,
+  pub recv_waits: f64,
+  pub closed: bool,
+}
+
+fn with_channel<T>(
+  id: u32,
+  f: impl FnOnce(&Channel<crate::core::mem::SharedMemory>) -> crate::core::Result<T>,
+) -> Result<T, String> {
+  registry::with_channel(id, |c, _| f(&c.channel))
+    .unwrap_or(Err(CoreError::BadHandle("channel is detached")))
+    .map_err(js_error)
+}
+
+#[napi]
+pub fn channel_stats(id: u32) -> Result<ChannelStats, String> {
+  let s = with_channel(id, |c| c.stats())?;
+  Ok(ChannelStats {
+    capacity: s.capacity,
+    queued: s.queued as f64,
+    sent: s.sent as f64,
+    received: s.received as f64,
+    send_waits: s.send_waits as f64,
+    recv_waits: s.recv_waits as f64,
+    closed: s.closed,
+  })
+}
+
+/// Closes the channel; returns false if it was closed already. The caller wakes every waiter.
+#[napi]
+pub fn channel_close(id: u32) -> Result<bool, String> {
+  with_channel(id, |c| c.close())
+}
+
+#[napi]
+pub fn channel_note_wait(id: u32, receiver: bool) {
+  let _ = with_channel(id, |c| c.note_wait(receiver));
+}
+
+/// Byte offsets of the words the JS wrapper parks on and reads.
+#[napi(object)]
+pub struct Offsets {
+  pub free_waiters: u32,
+  pub free_epoch: u32,
+  pub meta_size: u32,
+  pub meta_word: u32,
+  pub meta_length: u32,
+  pub recv_waiters: u32,
+  pub recv_epoch: u32,
+  pub send_waiters: u32,
+  pub send_epoch: u32,
+  pub max_slot_size: u32,
+  pub max_slots: u32,
+  pub max_participants: u32,
+  pub default_participants: u32,
+  pub max_capacity: u32,
+}
+
+#[napi]
+pub fn offsets() -> Offsets {
+  Offsets {
+    free_waiters: layout::P_FREE_WAITERS as u32,
+    free_epoch: layout::P_FREE_EPOCH as u32,
+    meta_size: layout::META_SIZE as u32,
+    meta_word: layout::META_WORD as u32,
+    meta_length: layout::META_LENGTH as u32,
+    recv_waiters: layout::C_RECV_WAITERS as u32,
+    recv_epoch: layout::C_RECV_EPOCH as u32,
+    send_waiters: layout::C_SEND_WAITERS as u32,
+    send_epoch: layout::C_SEND_EPOCH as u32,
+    max_slot_size: layout::MAX_SLOT_SIZE,
+    max_slots: layout::MAX_SLOTS,
+    max_participants: layout::MAX_PARTICIPANTS,
+    default_participants: layout::DEFAULT_PARTICIPANTS,
+    max_capacity: layout::MAX_CAPACITY,
+  }
+}
+
+/// Status numbers of the fast calls and the error code and message each stands for.
+#[napi(object)]
+pub struct StatusInfo {
+  pub status: i32,
+  pub code: String,
+  pub message: String,
+}
+
+#[napi]
+pub fn status_table() -> Vec<StatusInfo> {
+  let mut table: Vec<StatusInfo> = CoreError::ALL
+    .iter()
+    .map(|e| StatusInfo {
+      status: e.status(),
+      code: e.code().to_string(),
+      message: e.to_string(),
+    })
+    .collect();
+  table.push(StatusInfo {
+    status: registry::STATUS_BAD_ARGUMENTS,
+    code: "ERR_INVALID_ARG_TYPE".into(),
+    message: "native call received non-numeric arguments".into(),
+  });
+  table.push(StatusInfo {
+    status: registry::STATUS_UNKNOWN_ID,
+    code: "ERR_SABPOOL_DETACHED".into(),
+    message: "this pool or channel has been detached in this thread".into(),
+  });
+  table
+}
+
+#[napi(module_exports)]
+pub fn init(exports: Object, env: Env) -> Result<()> {
+  ffi::register_fast_functions(env.raw(), exports.raw())
+}

@@ -1,0 +1,246 @@
+//! Per-thread table of the regions this thread has attached, so the hot calls can name a pool or
+//! channel by a small integer instead of unwrapping a JS object.
+//!
+//! Each entry holds a reference to the SharedArrayBuffer view (keeping the memory alive) and the
+//! participant this thread registered as. An entry leaves the table when its JS owner is
+//! garbage-collected or when the thread's environment is torn down; leaving reclaims every slot
+//! the participant still holds, which is how leases of an exiting worker come back.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::core::mem::SharedMemory;
+use crate::core::{Channel, Error, Lease, Participant, Pool, Received, Sent};
+
+use super::ffi::ViewRef;
+
+/// A fast call got arguments that are not numbers (only reachable by bypassing the JS wrapper).
+pub const STATUS_BAD_ARGUMENTS: i32 = -17;
+/// A fast call named a pool or channel this thread does not have (detached or never attached).
+pub const STATUS_UNKNOWN_ID: i32 = -18;
+/// Fast-call results that are not errors.
+pub const STATUS_NONE: i32 = -1;
+pub const STATUS_CLOSED: i32 = -2;
+
+pub struct PoolEntry {
+  pub pool: Pool<SharedMemory>,
+  pub me: Participant,
+  pub token: u64,
+}
+
+pub struct ChannelEntry {
+  pub channel: Channel<SharedMemory>,
+  pub pool_id: u32,
+}
+
+enum Region {
+  Pool(PoolEntry),
+  Channel(ChannelEntry),
+}
+
+struct Entry {
+  region: Region,
+  // Declared after `region`, and deleted only after the region view is gone (see `remove`).
+  view: Option<ViewRef>,
+}
+
+#[derive(Default)]
+struct Registry {
+  entries: Vec<Option<Entry>>,
+  free_ids: Vec<u32>,
+}
+
+thread_local! {
+  static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
+  static CLEANUP_HOOKED: Cell<bool> = const { Cell::new(false) };
+}
+
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+/// A participant token unique within this process (and, with the pid, across processes).
+pub fn new_token() -> u64 {
+  ((std::process::id() as u64) << 32) | (NEXT_TOKEN.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff)
+}
+
+fn insert(region: Region, view: ViewRef) -> u32 {
+  REGISTRY.with(|r| {
+    let mut r = r.borrow_mut();
+    let entry = Some(Entry {
+      region,
+      view: Some(view),
+    });
+    match r.free_ids.pop() {
+      Some(id) => {
+        r.entries[id as usize] = entry;
+        id
+      }
+      None => {
+        r.entries.push(entry);
+        (r.entries.len() - 1) as u32
+      }
+    }
+  })
+}
+
+pub fn insert_pool(entry: PoolEntry, view: ViewRef) -> u32 {
+  insert(Region::Pool(entry), view)
+}
+
+pub fn insert_channel(entry: ChannelEntry, view: ViewRef) -> u32 {
+  insert(Region::Channel(entry), view)
+}
+
+fn retire(entry: Entry) {
+  let Entry { region, view } = entry;
+  if let Region::Pool(p) = &region {
+    // Errors here mean the region was scribbled on; the lease states are then unknowable and
+    // there is nothing better to do than leave them.
+    let _ = p.pool.leave(p.me, p.token);
+  }
+  drop(region);
+  if let Some(view) = view {
+    view.delete();
+  }
+}
+
+/// Detaches one pool or channel: the participant leaves (its leases are reclaimed) and the
+/// memory reference is dropped.
+pub fn remove(id: u32) {
+  let entry = REGISTRY.with(|r| {
+    // A finalizer cannot run while a fast call holds the borrow (they never allocate), so this
+    // only fails if a finalizer re-enters during a teardown; the teardown then retires it.
+    let mut r = r.try_borrow_mut().ok()?;
+    let entry = r.entries.get_mut(id as usize)?.take()?;
+    r.free_ids.push(id);
+    Some(entry)
+  });
+  if let Some(entry) = entry {
+    retire(entry);
+  }
+}
+
+/// The environment is going away: every participant of this thread leaves.
+pub fn teardown() {
+  let entries = REGISTRY.with(|r| std::mem::take(&mut *r.borrow_mut()));
+  // Channels first, then pools, so no channel outlives the pool it names.
+  let (channels, pools): (Vec<_>, Vec<_>) = entries
+    .entries
+    .into_iter()
+    .flatten()
+    .partition(|e| matches!(e.region, Region::Channel(_)));
+  channels.into_iter().chain(pools).for_each(retire);
+}
+
+/// Registers `hook` as this thread's env cleanup the first time a region is attached.
+pub fn hook_cleanup_once(hook: impl FnOnce() -> napi::Result<()>) -> napi::Result<()> {
+  if CLEANUP_HOOKED.with(|h| h.get()) {
+    return Ok(());
+  }
+  hook()?;
+  CLEANUP_HOOKED.with(|h| h.set(true));
+  Ok(())
+}
+
+pub fn with_pool<T>(
+  id: u32,
+  f: impl FnOnce(&PoolEntry) -> Result<T, Error>,
+) -> Option<Result<T, Error>> {
+  REGISTRY.with(|r| {
+    let r = r.try_borrow().ok()?;
+    match &r.entries.get(id as usize)?.as_ref()?.region {
+      Region::Pool(p) => Some(f(p)),
+      Region::Channel(_) => None,
+    }
+  })
+}
+
+pub fn with_channel<T>(
+  id: u32,
+  f: impl FnOnce(&ChannelEntry, &PoolEntry) -> Result<T, Error>,
+) -> Option<Result<T, Error>> {
+  REGISTRY.with(|r| {
+    let r = r.try_borrow().ok()?;
+    let Region::Channel(c) = &r.entries.get(id as usize)?.as_ref()?.region else {
+      return None;
+    };
+    let Region::Pool(p) = &r.entries.get(c.pool_id as usize)?.as_ref()?.region else {
+      return None;
+    };
+    Some(f(c, p))
+  })
+}
+
+fn status(result: Option<Result<i32, Error>>) -> i32 {
+  match result {
+    Some(Ok(value)) => value,
+    Some(Err(e)) => e.status(),
+    None => STATUS_UNKNOWN_ID,
+  }
+}
+
+// ---- the fast calls: integers in, one integer out -------------------------------------------
+
+/// `[pool]` → slot index, or `STATUS_NONE` when every slot is in use.
+pub fn pool_acquire([id]: [u32; 1]) -> i32 {
+  status(with_pool(id, |p| {
+    Ok(match p.pool.try_acquire(p.me)? {
+      Some(lease) => lease.slot as i32,
+      None => STATUS_NONE,
+    })
+  }))
+}
+
+/// `[pool, slot, generation]` → 1 if parked acquirers must be woken, else 0.
+pub fn pool_release([id, slot, generation]: [u32; 3]) -> i32 {
+  status(with_pool(id, |p| {
+    let wake = p.pool.release(p.me, Lease { slot, generation })?;
+    Ok(wake.0 as i32)
+  }))
+}
+
+/// `[pool, slot, generation, length]` → 0.
+pub fn pool_handoff([id, slot, generation, length]: [u32; 4]) -> i32 {
+  status(with_pool(id, |p| {
+    p.pool.handoff(p.me, Lease { slot, generation }, length)?;
+    Ok(0)
+  }))
+}
+
+/// `[pool, slot, generation]` → the length the sender recorded.
+pub fn pool_adopt([id, slot, generation]: [u32; 3]) -> i32 {
+  status(with_pool(id, |p| {
+    p.pool
+      .adopt(p.me, Lease { slot, generation })
+      .map(|length| length as i32)
+  }))
+}
+
+/// `[channel, slot, generation, length]` → 1 sent and receivers must be woken, 0 sent,
+/// `STATUS_NONE` full.
+pub fn channel_send([id, slot, generation, length]: [u32; 4]) -> i32 {
+  status(with_channel(id, |c, p| {
+    Ok(
+      match c
+        .channel
+        .try_send(&p.pool, p.me, Lease { slot, generation }, length)?
+      {
+        Sent::Sent(wake) => wake.0 as i32,
+        Sent::Full => STATUS_NONE,
+      },
+    )
+  }))
+}
+
+/// `[channel]` → `slot * 2 + wake` (wake: senders must be woken), `STATUS_NONE` when empty,
+/// `STATUS_CLOSED` when closed and drained. The wrapper reads generation and length from the
+/// slot's metadata, which the receiver now owns.
+pub fn channel_recv([id]: [u32; 1]) -> i32 {
+  status(with_channel(id, |c, p| {
+    Ok(match c.channel.try_recv(&p.pool, p.me)? {
+      // Slot counts are capped at 2^24, so this fits an i32.
+      Received::Lease(lease, _, wake) => (lease.slot as i32) * 2 + wake.0 as i32,
+      Received::Empty => STATUS_NONE,
+      Received::Closed => STATUS_CLOSED,
+    })
+  }))
+}

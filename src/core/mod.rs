@@ -1,0 +1,14 @@
+//! The pure-Rust core: region layout, validation, the pool and the channel. No Node-API types;
+//! everything here is tested with `cargo test` (and `--cfg loom` models).
+
+pub mod channel;
+pub mod error;
+pub mod layout;
+pub mod mem;
+pub mod pool;
+pub mod sync;
+
+pub use channel::{Channel, ChannelStats, Received, Sent};
+pub use error::{Error, Result};
+pub use mem::{Memory, OwnedMemory};
+pub use pool::{Lease, Participant, Pool, PoolStats, Wake};

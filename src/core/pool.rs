@@ -1,0 +1,499 @@
+//! The pool: a lock-free free list of slots, a per-slot ownership state machine, participants and
+//! statistics, all stored in the shared region so every thread (or process) is an equal peer.
+//!
+//! Memory orderings, and why:
+//! - The free-list head is a tagged word (`tag << 32 | index`); the tag changes on every successful
+//!   push or pop, so a stale compare-and-swap fails instead of corrupting the list (ABA).
+//!   Pushes publish with `SeqCst` (at least `Release`: the pushed slot's `next` link and the
+//!   releasing thread's payload writes must be visible to the next owner); pops read the head with
+//!   `SeqCst` (at least `Acquire`, pairing with that release).
+//! - Parked acquirers use a Dekker-style handshake with releasers: the waiter increments
+//!   `FREE_WAITERS` then retries the pop; the releaser pushes then reads `FREE_WAITERS`. Both sides
+//!   are `SeqCst`, so at least one of them sees the other and no wake-up is lost.
+//! - Slot state transitions (release, handoff, adopt) are `AcqRel` compare-and-swaps on the slot's
+//!   state word: the CAS both checks ownership and hands the payload from one owner to the next.
+//! - Counters are `Relaxed`: they are statistics, not synchronisation.
+
+use super::error::{Error, Result};
+use super::layout::*;
+use super::mem::Memory;
+use super::sync::{spin_hint, Ordering::*};
+
+/// Free-list terminator.
+pub const NIL: u32 = u32::MAX;
+/// How many times a lock-free loop retries before giving up with [`Error::Contended`]. Far above
+/// what real contention needs; it only bounds loops over memory that something keeps scribbling on.
+pub const MAX_RETRIES: u32 = 1 << 20;
+
+pub const STATE_FREE: u8 = 1;
+pub const STATE_LEASED: u8 = 2;
+pub const STATE_IN_FLIGHT: u8 = 3;
+pub const STATE_QUEUED: u8 = 4;
+
+#[inline]
+pub fn pack(generation: u32, owner: u32, state: u8) -> u64 {
+  ((generation as u64) << 32) | ((owner as u64 & 0xff_ffff) << 8) | state as u64
+}
+
+#[inline]
+pub fn unpack(word: u64) -> (u32, u32, u8) {
+  (
+    (word >> 32) as u32,
+    ((word >> 8) & 0xff_ffff) as u32,
+    word as u8,
+  )
+}
+
+/// A borrowed slot as the core sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+  pub slot: u32,
+  pub generation: u32,
+}
+
+/// A participant's index in the region's participant table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Participant(pub u32);
+
+impl Participant {
+  /// Owner field written into slot words: index + 1, so 0 means "nobody".
+  fn owner(self) -> u32 {
+    self.0 + 1
+  }
+}
+
+/// Whether a parked thread must be woken after an operation (the caller does the wake, with the
+/// mechanism its waiters use: JS `Atomics.notify` in-process, a futex across processes).
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wake(pub bool);
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+  pub slots: u32,
+  pub in_use: u32,
+  pub high_water: u32,
+  pub acquired: u64,
+  pub released: u64,
+  pub reclaimed: u64,
+  pub waits: u64,
+  pub participants: u32,
+}
+
+/// A view of a pool region, validated.
+pub struct Pool<M: Memory> {
+  mem: M,
+  layout: PoolLayout,
+  uid: u32,
+}
+
+impl<M: Memory> Pool<M> {
+  /// Writes a fresh pool into `mem` (which must be zeroed or otherwise unused) and returns a view.
+  pub fn create(
+    mem: M,
+    slot_size: u32,
+    slot_count: u32,
+    max_participants: u32,
+    uid: u32,
+  ) -> Result<Self> {
+    let layout = PoolLayout::new(slot_size, slot_count, max_participants)?;
+    if mem.len() < layout.total_len {
+      return Err(Error::BadHandle("region is smaller than the pool needs"));
+    }
+    let u32_at = |off| mem.u32_at(off);
+    let u64_at = |off| mem.u64_at(off);
+    u32_at(P_SLOT_SIZE)?.store(slot_size, Relaxed);
+    u32_at(P_SLOT_COUNT)?.store(slot_count, Relaxed);
+    u32_at(P_STRIDE)?.store(layout.stride, Relaxed);
+    u32_at(P_MAX_PARTICIPANTS)?.store(max_participants, Relaxed);
+    u64_at(P_DATA_OFFSET)?.store(layout.data_offset as u64, Relaxed);
+    u64_at(H_TOTAL_LEN)?.store(layout.total_len as u64, Relaxed);
+    u32_at(H_UID)?.store(uid, Relaxed);
+    for slot in 0..slot_count {
+      let meta = layout.meta(slot);
+      u64_at(meta + META_WORD)?.store(pack(0, 0, STATE_FREE), Relaxed);
+      let next = if slot + 1 < slot_count { slot + 1 } else { NIL };
+      u32_at(meta + META_NEXT)?.store(next, Relaxed);
+      u32_at(meta + META_LENGTH)?.store(0, Relaxed);
+    }
+    u64_at(P_FREE_HEAD)?.store(0, Relaxed); // tag 0, first slot 0
+    u32_at(H_VERSION)?.store(VERSION, Relaxed);
+    // The magic goes last, with Release: whoever sees it (Acquire in `attach`) sees the rest.
+    u32_at(H_MAGIC)?.store(POOL_MAGIC, Release);
+    Ok(Pool { mem, layout, uid })
+  }
+
+  /// Validates an existing pool region and returns a view.
+  pub fn attach(mem: M) -> Result<Self> {
+    let (layout, uid) = PoolLayout::read(&mem)?;
+    Ok(Pool { mem, layout, uid })
+  }
+
+  pub fn layout(&self) -> &PoolLayout {
+    &self.layout
+  }
+
+  pub fn uid(&self) -> u32 {
+    self.uid
+  }
+
+  pub fn memory(&self) -> &M {
+    &self.mem
+  }
+
+  // ---- participants -------------------------------------------------------------------------
+
+  /// Takes a free participant entry. `token` must be non-zero and unique among live participants.
+  pub fn join(&self, token: u64, pid: u32) -> Result<Participant> {
+    assert_ne!(token, 0, "participant tokens are non-zero");
+    for index in 0..self.layout.max_participants {
+      let entry = self.layout.participant(index);
+      let word = self.mem.u64_at(entry + PART_TOKEN)?;
+      if word.load(Relaxed) == 0 && word.compare_exchange(0, token, AcqRel, Relaxed).is_ok() {
+        self.mem.u32_at(entry + PART_PID)?.store(pid, Relaxed);
+        return Ok(Participant(index));
+      }
+    }
+    Err(Error::TooManyParticipants)
+  }
+
+  /// Token and pid of a participant entry (token 0: free).
+  pub fn participant_info(&self, index: u32) -> Result<(u64, u32)> {
+    if index >= self.layout.max_participants {
+      return Err(Error::BadTicket("participant index out of range"));
+    }
+    let entry = self.layout.participant(index);
+    Ok((
+      self.mem.u64_at(entry + PART_TOKEN)?.load(Acquire),
+      self.mem.u32_at(entry + PART_PID)?.load(Relaxed),
+    ))
+  }
+
+  /// Reclaims every slot `who` still holds, folds its counters into the pool totals and frees its
+  /// entry, but only if the entry still carries `token` (so a recycled entry is never torn down).
+  /// Returns the number of slots reclaimed.
+  pub fn leave(&self, who: Participant, token: u64) -> Result<(u32, Wake)> {
+    let entry = self.layout.participant(who.0);
+    let token_word = self.mem.u64_at(entry + PART_TOKEN)?;
+    if token_word.load(Acquire) != token {
+      return Ok((0, Wake(false)));
+    }
+    let (count, wake) = self.reclaim(who)?;
+    for (from, to) in [
+      (PART_ACQUIRED, P_RETIRED_ACQUIRED),
+      (PART_RELEASED, P_RETIRED_RELEASED),
+      (PART_WAITS, P_RETIRED_WAITS),
+    ] {
+      let counter = self.mem.u64_at(entry + from)?;
+      self
+        .mem
+        .u64_at(to)?
+        .fetch_add(counter.swap(0, Relaxed), Relaxed);
+    }
+    // Release: the zeroed counters are visible to whoever claims the entry next.
+    let _ = token_word.compare_exchange(token, 0, Release, Relaxed);
+    Ok((count, wake))
+  }
+
+  /// Returns to the free list every slot leased by `who`. Used when a participant goes away while
+  /// holding leases. Slots handed off or queued in a channel are not touched: they belong to no one
+  /// until adopted or received.
+  pub fn reclaim(&self, who: Participant) -> Result<(u32, Wake)> {
+    let mut count = 0;
+    for slot in 0..self.layout.slot_count {
+      let word = self.mem.u64_at(self.layout.meta(slot) + META_WORD)?;
+      let current = word.load(Acquire);
+      let (generation, owner, state) = unpack(current);
+      if state == STATE_LEASED
+        && owner == who.owner()
+        && word
+          .compare_exchange(current, pack(generation, 0, STATE_FREE), AcqRel, Relaxed)
+          .is_ok()
+      {
+        self.push(slot)?;
+        self.mem.u32_at(P_IN_USE)?.fetch_sub(1, Relaxed);
+        count += 1;
+      }
+    }
+    if count == 0 {
+      return Ok((0, Wake(false)));
+    }
+    self
+      .mem
+      .u64_at(P_RECLAIMED)?
+      .fetch_add(count as u64, Relaxed);
+    Ok((count, self.wake_free_waiters()?))
+  }
+
+  // ---- free list ------------------------------------------------------------------------------
+
+  fn pop(&self) -> Result<Option<u32>> {
+    let head = self.mem.u64_at(P_FREE_HEAD)?;
+    let mut current = head.load(SeqCst);
+    for _ in 0..MAX_RETRIES {
+      let index = current as u32;
+      if index == NIL {
+        return Ok(None);
+      }
+      if index >= self.layout.slot_count {
+        return Err(Error::Corrupt("free-list head names no slot"));
+      }
+      // May be stale if another thread pops `index` meanwhile; the tagged CAS then fails.
+      let next = self
+        .mem
+        .u32_at(self.layout.meta(index) + META_NEXT)?
+        .load(Relaxed);
+      let tag = (current >> 32).wrapping_add(1);
+      match head.compare_exchange_weak(current, (tag << 32) | next as u64, SeqCst, SeqCst) {
+        Ok(_) => {
+          if next != NIL && next >= self.layout.slot_count {
+            // The link we installed is garbage; cut the list rather than let it point anywhere.
+            head.store((tag.wrapping_add(1) << 32) | NIL as u64, SeqCst);
+            return Err(Error::Corrupt("free-list link names no slot"));
+          }
+          return Ok(Some(index));
+        }
+        Err(actual) => {
+          current = actual;
+          spin_hint();
+        }
+      }
+    }
+    Err(Error::Contended)
+  }
+
+  fn push(&self, slot: u32) -> Result<()> {
+    let head = self.mem.u64_at(P_FREE_HEAD)?;
+    let next = self.mem.u32_at(self.layout.meta(slot) + META_NEXT)?;
+    let mut current = head.load(Relaxed);
+    for _ in 0..MAX_RETRIES {
+      next.store(current as u32, Relaxed);
+      let tag = (current >> 32).wrapping_add(1);
+      match head.compare_exchange_weak(current, (tag << 32) | slot as u64, SeqCst, Relaxed) {
+        Ok(_) => return Ok(()),
+        Err(actual) => {
+          current = actual;
+          spin_hint();
+        }
+      }
+    }
+    Err(Error::Contended)
+  }
+
+  /// After a slot went back on the free list: if someone is parked waiting for one, bump the epoch
+  /// they park on and tell the caller to wake them.
+  fn wake_free_waiters(&self) -> Result<Wake> {
+    if self.mem.u32_at(P_FREE_WAITERS)?.load(SeqCst) == 0 {
+      return Ok(Wake(false));
+    }
+    self.mem.u32_at(P_FREE_EPOCH)?.fetch_add(1, SeqCst);
+    Ok(Wake(true))
+  }
+
+  // ---- leases ---------------------------------------------------------------------------------
+
+  fn bump(&self, who: Participant, field: usize) -> Result<()> {
+    // Only the participant itself writes its counters, so a load + store is enough.
+    let counter = self.mem.u64_at(self.layout.participant(who.0) + field)?;
+    counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
+    Ok(())
+  }
+
+  fn slot_word(&self, slot: u32) -> Result<&super::sync::AtomicU64> {
+    if slot >= self.layout.slot_count {
+      return Err(Error::BadTicket("slot index out of range"));
+    }
+    self.mem.u64_at(self.layout.meta(slot) + META_WORD)
+  }
+
+  /// Takes a free slot for `who`, or `None` when every slot is in use.
+  pub fn try_acquire(&self, who: Participant) -> Result<Option<Lease>> {
+    let Some(slot) = self.pop()? else {
+      return Ok(None);
+    };
+    let word = self.slot_word(slot)?;
+    let (generation, _, state) = unpack(word.load(Acquire));
+    if state != STATE_FREE {
+      return Err(Error::Corrupt("a slot on the free list is not free"));
+    }
+    // The slot is ours alone once popped; a new generation makes every older lease and ticket
+    // for it stale.
+    let generation = generation.wrapping_add(1);
+    word.store(pack(generation, who.owner(), STATE_LEASED), Release);
+    self
+      .mem
+      .u32_at(self.layout.meta(slot) + META_LENGTH)?
+      .store(0, Relaxed);
+    let in_use = self
+      .mem
+      .u32_at(P_IN_USE)?
+      .fetch_add(1, Relaxed)
+      .wrapping_add(1);
+    let high_water = self.mem.u32_at(P_HIGH_WATER)?;
+    if in_use > high_water.load(Relaxed) {
+      high_water.fetch_max(in_use, Relaxed);
+    }
+    self.bump(who, PART_ACQUIRED)?;
+    Ok(Some(Lease { slot, generation }))
+  }
+
+  /// Returns a leased slot to the free list.
+  pub fn release(&self, who: Participant, lease: Lease) -> Result<Wake> {
+    let word = self.slot_word(lease.slot)?;
+    word
+      .compare_exchange(
+        pack(lease.generation, who.owner(), STATE_LEASED),
+        pack(lease.generation, 0, STATE_FREE),
+        AcqRel,
+        Relaxed,
+      )
+      .map_err(|_| Error::StaleLease)?;
+    self.push(lease.slot)?;
+    self.mem.u32_at(P_IN_USE)?.fetch_sub(1, Relaxed);
+    self.bump(who, PART_RELEASED)?;
+    self.wake_free_waiters()
+  }
+
+  /// Moves a lease from `who` to "in flight": no thread owns it until one adopts the ticket.
+  pub fn handoff(&self, who: Participant, lease: Lease, length: u32) -> Result<()> {
+    self.transition(
+      lease,
+      (who.owner(), STATE_LEASED),
+      (0, STATE_IN_FLIGHT),
+      Some(length),
+    )
+  }
+
+  /// Takes ownership of an in-flight slot; returns the length its sender recorded.
+  pub fn adopt(&self, who: Participant, lease: Lease) -> Result<u32> {
+    self.transition(
+      lease,
+      (0, STATE_IN_FLIGHT),
+      (who.owner(), STATE_LEASED),
+      None,
+    )?;
+    self.length(lease.slot)
+  }
+
+  /// One ownership step on a slot: checks (generation, owner, state) and replaces owner and state.
+  /// `length`, when given, is recorded before the step so the next owner sees it.
+  pub(crate) fn transition(
+    &self,
+    lease: Lease,
+    from: (u32, u8),
+    to: (u32, u8),
+    length: Option<u32>,
+  ) -> Result<()> {
+    let word = self.slot_word(lease.slot)?;
+    if let Some(length) = length {
+      if length > self.layout.slot_size {
+        return Err(Error::BadTicket("length exceeds the slot size"));
+      }
+      // Checked before writing: only the current owner may set the length.
+      if word.load(Relaxed) != pack(lease.generation, from.0, from.1) {
+        return Err(Error::StaleLease);
+      }
+      self
+        .mem
+        .u32_at(self.layout.meta(lease.slot) + META_LENGTH)?
+        .store(length, Relaxed);
+    }
+    word
+      .compare_exchange(
+        pack(lease.generation, from.0, from.1),
+        pack(lease.generation, to.0, to.1),
+        AcqRel,
+        Relaxed,
+      )
+      .map(|_| ())
+      .map_err(|_| Error::StaleLease)
+  }
+
+  /// The length recorded for a slot, checked against the slot size.
+  pub fn length(&self, slot: u32) -> Result<u32> {
+    if slot >= self.layout.slot_count {
+      return Err(Error::BadTicket("slot index out of range"));
+    }
+    let length = self
+      .mem
+      .u32_at(self.layout.meta(slot) + META_LENGTH)?
+      .load(Relaxed);
+    if length > self.layout.slot_size {
+      return Err(Error::Corrupt("recorded length exceeds the slot size"));
+    }
+    Ok(length)
+  }
+
+  /// Current (generation, owner, state) of a slot.
+  pub fn slot_state(&self, slot: u32) -> Result<(u32, u32, u8)> {
+    Ok(unpack(self.slot_word(slot)?.load(Acquire)))
+  }
+
+  pub fn note_wait(&self, who: Participant) -> Result<()> {
+    self.bump(who, PART_WAITS)
+  }
+
+  pub fn stats(&self) -> Result<PoolStats> {
+    let m = &self.mem;
+    let mut stats = PoolStats {
+      slots: self.layout.slot_count,
+      in_use: m.u32_at(P_IN_USE)?.load(Relaxed),
+      high_water: m.u32_at(P_HIGH_WATER)?.load(Relaxed),
+      acquired: m.u64_at(P_RETIRED_ACQUIRED)?.load(Relaxed),
+      released: m.u64_at(P_RETIRED_RELEASED)?.load(Relaxed),
+      reclaimed: m.u64_at(P_RECLAIMED)?.load(Relaxed),
+      waits: m.u64_at(P_RETIRED_WAITS)?.load(Relaxed),
+      participants: 0,
+    };
+    for index in 0..self.layout.max_participants {
+      let entry = self.layout.participant(index);
+      if m.u64_at(entry + PART_TOKEN)?.load(Relaxed) != 0 {
+        stats.participants += 1;
+      }
+      stats.acquired += m.u64_at(entry + PART_ACQUIRED)?.load(Relaxed);
+      stats.released += m.u64_at(entry + PART_RELEASED)?.load(Relaxed);
+      stats.waits += m.u64_at(entry + PART_WAITS)?.load(Relaxed);
+    }
+    // Clamp: a scribbled counter must not make the numbers nonsensical.
+    stats.in_use = stats.in_use.min(stats.slots);
+    Ok(stats)
+  }
+
+  /// Counts slots by state (index = state; 0 = invalid) by scanning every slot word.
+  pub fn census(&self) -> Result<[u32; 5]> {
+    let mut counts = [0u32; 5];
+    for slot in 0..self.layout.slot_count {
+      let (_, _, state) = self.slot_state(slot)?;
+      // Index 0 counts words in no valid state.
+      let index = if (STATE_FREE..=STATE_QUEUED).contains(&state) {
+        state as usize
+      } else {
+        0
+      };
+      counts[index] += 1;
+    }
+    Ok(counts)
+  }
+
+  /// Walks the free list (bounded by the slot count) and returns its length, or an error when it
+  /// is cyclic or names a non-free slot. For tests and diagnostics; not safe to call concurrently
+  /// with pops and pushes.
+  pub fn free_list_len(&self) -> Result<u32> {
+    let mut index = self.mem.u64_at(P_FREE_HEAD)?.load(Acquire) as u32;
+    let mut seen = 0u32;
+    while index != NIL {
+      if index >= self.layout.slot_count || seen >= self.layout.slot_count {
+        return Err(Error::Corrupt("free list is cyclic or out of range"));
+      }
+      if self.slot_state(index)?.2 != STATE_FREE {
+        return Err(Error::Corrupt("free list holds a slot that is not free"));
+      }
+      seen += 1;
+      index = self
+        .mem
+        .u32_at(self.layout.meta(index) + META_NEXT)?
+        .load(Relaxed);
+    }
+    Ok(seen)
+  }
+}
