@@ -15,6 +15,8 @@ const {
   poolRelease,
   poolHandoff,
   poolAdopt,
+  channelSend,
+  channelRecv,
 } = binding
 
 const OFFSETS = binding.offsets()
@@ -27,7 +29,7 @@ const DETACHED_ID = 0xffffffff
  * delivered, e.g. a worker torn down while its slots are reclaimed (no JS runs then to notify). */
 const PARK_SLICE_MS = 50
 /** Default number of non-blocking retries before parking in the blocking (worker) waits. */
-const DEFAULT_SPIN = 64
+const DEFAULT_SPIN = 2000
 
 // ---- errors ----------------------------------------------------------------------------------
 
@@ -113,6 +115,29 @@ function checkSpin(spin) {
   return checkInteger('spin', spin, 0, 1e9)
 }
 
+// ---- spinning ----------------------------------------------------------------------------------
+//
+// Before parking, a blocking call polls one shared word with `Atomics.load` (a few ns, no native
+// call, no write to the contended line) until it says the call may now succeed, then retries.
+
+const FREE_HEAD = OFFSETS.freeHead >>> 2 // low half of the tagged head: the first free slot
+const NIL_INDEX = -1 // u32::MAX read through an Int32Array
+const ENQUEUE = OFFSETS.enqueue >>> 2 // low halves of the ring positions
+const DEQUEUE = OFFSETS.dequeue >>> 2
+
+/**
+ * Polls up to `spin` times. With `differ` false, until `i32[index] !== value`; with `differ` true,
+ * until `i32[index] !== i32[value]` (two positions that differ mean the ring is not empty or not
+ * full). Returns whether the condition was met.
+ */
+function spinUntil(i32, index, value, spin, differ) {
+  for (let i = 0; i < spin; i++) {
+    const other = differ ? Atomics.load(i32, value) : value
+    if (Atomics.load(i32, index) !== other) return true
+  }
+  return false
+}
+
 // ---- waiting -------------------------------------------------------------------------------------
 //
 // A waiter registers in a waiter count, reads the epoch word, retries, and parks on the epoch only
@@ -128,23 +153,37 @@ function wakeAll(i32, epochIndex) {
 }
 
 /**
+ * Where a kind of wait parks: the epoch word, and how to register a waiter. Registration goes
+ * through the native side, which remembers this thread's registered waits so that a thread torn
+ * down mid-wait (no JS runs then) does not leave the shared waiter count raised.
+ */
+class WaitSite {
+  constructor(i32, epochIndex, register, noteWait) {
+    this.i32 = i32
+    this.epochIndex = epochIndex
+    this.register = register
+    this.noteWait = noteWait
+  }
+}
+
+/**
  * Blocking wait (workers). `attempt` returns a result, or undefined to keep waiting.
  * Throws ERR_SABPOOL_TIMEOUT at the deadline.
  */
-function parkSync(i32, waitersIndex, epochIndex, attempt, timeout, what, onPark) {
+function parkSync(site, attempt, timeout, what) {
   const deadline = performance.now() + timeout
   for (;;) {
-    Atomics.add(i32, waitersIndex, 1)
+    site.register(1)
     try {
-      const epoch = Atomics.load(i32, epochIndex)
+      const epoch = Atomics.load(site.i32, site.epochIndex)
       const result = attempt()
       if (result !== undefined) return result
       const remaining = deadline - performance.now()
       if (remaining <= 0) throw timeoutError(what, timeout)
-      onPark()
-      Atomics.wait(i32, epochIndex, epoch, Math.min(remaining, PARK_SLICE_MS))
+      site.noteWait()
+      Atomics.wait(site.i32, site.epochIndex, epoch, Math.min(remaining, PARK_SLICE_MS))
     } finally {
-      Atomics.sub(i32, waitersIndex, 1)
+      site.register(-1)
     }
   }
 }
@@ -155,21 +194,21 @@ const noop = () => {}
  * Non-blocking wait (any thread). While a park is pending, a ref'd timer keeps the event loop
  * alive: `Atomics.waitAsync` alone does not (nodejs/node#44729).
  */
-async function parkAsync(i32, waitersIndex, epochIndex, attempt, timeout, signal, what, onPark) {
+async function parkAsync(site, attempt, timeout, signal, what) {
   const deadline = performance.now() + timeout
   for (;;) {
     if (signal !== undefined && signal.aborted) throw abortError(signal)
-    Atomics.add(i32, waitersIndex, 1)
+    site.register(1)
     let keepAlive
     let onAbort
     try {
-      const epoch = Atomics.load(i32, epochIndex)
+      const epoch = Atomics.load(site.i32, site.epochIndex)
       const result = attempt()
       if (result !== undefined) return result
       const remaining = deadline - performance.now()
       if (remaining <= 0) throw timeoutError(what, timeout)
-      onPark()
-      const waited = Atomics.waitAsync(i32, epochIndex, epoch, Math.min(remaining, PARK_SLICE_MS))
+      site.noteWait()
+      const waited = Atomics.waitAsync(site.i32, site.epochIndex, epoch, Math.min(remaining, PARK_SLICE_MS))
       if (waited.async) {
         keepAlive = setInterval(noop, 1 << 30)
         if (signal === undefined) {
@@ -185,7 +224,7 @@ async function parkAsync(i32, waitersIndex, epochIndex, attempt, timeout, signal
     } finally {
       if (keepAlive !== undefined) clearInterval(keepAlive)
       if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
-      Atomics.sub(i32, waitersIndex, 1)
+      site.register(-1)
     }
   }
 }
@@ -216,6 +255,8 @@ class PoolState {
     this.i32 = new Int32Array(buffer, 0, info.dataOffset / 4)
     /** Per-slot Uint8Array views, created on first use and reused: no allocation per lease. */
     this.views = new Array(info.slots).fill(undefined)
+    this.freeSite = new WaitSite(this.i32, OFFSETS.freeEpoch >>> 2,
+      (delta) => binding.poolWaiting(this.id, delta), () => binding.poolNoteWait(this.id))
   }
 
   view(slot) {
@@ -328,14 +369,31 @@ class Lease {
     return { pool: pool.uid, slot: this.#slot, generation: this.#generation, length: this.#length }
   }
 
-  /** @internal Marks the lease as given to a channel. */
-  _markSent() {
-    this.#state = SENT
+  /**
+   * @internal Offers the lease to a channel's ring. Returns the native status: 0 or 1 (sent; 1 =
+   * receivers must be woken) or NONE (full: the lease stays ours).
+   */
+  _sendTo(channelId, length) {
+    this.#checkOwned('send')
+    const pool = this.#pool
+    const status = channelSend(channelId, pool.id, this.#slot, this.#generation, length)
+    if (status >= 0) {
+      this.#state = SENT
+      this.#length = length
+    } else if (status !== NONE) {
+      throw statusError(status, 'send')
+    }
+    return status
   }
 
   /** @internal */
-  _belongsTo(pool) {
-    return this.#pool === pool
+  get _poolUid() {
+    return this.#pool.uid
+  }
+
+  /** @internal */
+  get _slotSize() {
+    return this.#pool.slotSize
   }
 
   [Symbol.for('nodejs.util.inspect.custom')]() {
@@ -452,8 +510,7 @@ class SharedPool {
     const state = this.#state
     const lease = state.tryAcquire()
     if (lease !== undefined) return lease
-    return parkAsync(state.i32, OFFSETS.freeWaiters >>> 2, OFFSETS.freeEpoch >>> 2,
-      () => state.tryAcquire(), timeout, signal, 'acquire', () => binding.poolNoteWait(state.id))
+    return parkAsync(state.freeSite, () => state.tryAcquire(), timeout, signal, 'acquire')
   }
 
   /**
@@ -465,12 +522,13 @@ class SharedPool {
     const timeout = checkTimeout(options.timeout)
     const spin = checkSpin(options.spin)
     const state = this.#state
-    for (let i = 0; i <= spin; i++) {
+    const lease = state.tryAcquire()
+    if (lease !== undefined) return lease
+    if (spinUntil(state.i32, FREE_HEAD, NIL_INDEX, spin, false)) {
       const lease = state.tryAcquire()
       if (lease !== undefined) return lease
     }
-    return parkSync(state.i32, OFFSETS.freeWaiters >>> 2, OFFSETS.freeEpoch >>> 2,
-      () => state.tryAcquire(), timeout, 'acquireSync', () => binding.poolNoteWait(state.id))
+    return parkSync(state.freeSite, () => state.tryAcquire(), timeout, 'acquireSync')
   }
 
   /**
@@ -525,8 +583,292 @@ class SharedPool {
   }
 }
 
+// ---- channel ---------------------------------------------------------------------------------------
+
+const CHANNEL_KIND = 'sabpool.channel'
+const CLOSED = -2
+
+class Channel {
+  #pool
+  #state
+  #attachment
+  #id
+  #i32
+  #handle
+  #spin
+  #recvSite
+  #sendSite
+
+  /**
+   * A bounded ring of slot handoffs in shared memory.
+   * @param {SharedPool} pool the pool whose leases travel through the channel
+   * @param {{ capacity: number, spin?: number }} options capacity: ring entries, a power of two
+   */
+  constructor(pool, options, attached) {
+    if (pool === ATTACH) {
+      ({ pool, buffer: this.#handle, attachment: this.#attachment, spin: this.#spin } = attached)
+      this.#pool = pool
+    } else {
+      if (!(pool instanceof SharedPool)) {
+        throw makeError(TypeError, 'ERR_INVALID_ARG_TYPE', `new Channel(pool, { capacity }) needs a SharedPool, got ${describe(pool)}`)
+      }
+      options = checkOptionsObject('options', options)
+      const capacity = checkInteger('capacity', options.capacity, 2, OFFSETS.maxCapacity)
+      if ((capacity & (capacity - 1)) !== 0) {
+        throw makeError(RangeError, 'ERR_OUT_OF_RANGE', `capacity must be a power of two, got ${capacity}`)
+      }
+      this.#spin = checkSpin(options.spin)
+      const buffer = new SharedArrayBuffer(binding.channelRegionSize(capacity))
+      this.#pool = pool
+      this.#attachment = binding.channelCreate(new Uint8Array(buffer), pool._state.id, capacity, randomInt(1, 0xffffffff))
+      this.#handle = buffer
+    }
+    const buffer = this.#handle
+    this.#state = this.#pool._state
+    this.#id = this.#attachment.id
+    this.#i32 = new Int32Array(buffer, 0, Math.min(buffer.byteLength, 1024) >>> 2)
+    this.#handle = Object.freeze({ kind: CHANNEL_KIND, version: LAYOUT_VERSION, buffer, pool: this.#pool.handle })
+    this.#recvSite = new WaitSite(this.#i32, OFFSETS.recvEpoch >>> 2,
+      (delta) => binding.channelWaiting(this.#id, true, delta), () => binding.channelNoteWait(this.#id, true))
+    this.#sendSite = new WaitSite(this.#i32, OFFSETS.sendEpoch >>> 2,
+      (delta) => binding.channelWaiting(this.#id, false, delta), () => binding.channelNoteWait(this.#id, false))
+  }
+
+  /**
+   * Attaches to a channel created in another thread. The handle carries the pool's handle; pass an
+   * already attached `pool` to have received leases belong to it (otherwise the pool is attached
+   * anew and available as `channel.pool`).
+   */
+  static attach(handle, pool) {
+    if (handle === null || typeof handle !== 'object' || handle.kind !== CHANNEL_KIND) {
+      throw makeError(TypeError, 'ERR_SABPOOL_BAD_HANDLE', `Channel.attach needs a channel's handle (channel.handle), got ${describe(handle)}`)
+    }
+    if (handle.version !== LAYOUT_VERSION) {
+      throw makeError(Error, 'ERR_SABPOOL_BAD_HANDLE', `this handle has layout version ${handle.version}; this sabpool reads version ${LAYOUT_VERSION}`)
+    }
+    if (!(handle.buffer instanceof SharedArrayBuffer)) {
+      throw makeError(TypeError, 'ERR_SABPOOL_BAD_HANDLE', 'handle.buffer must be the channel\'s SharedArrayBuffer')
+    }
+    if (pool === undefined) {
+      pool = SharedPool.attach(handle.pool)
+    } else if (!(pool instanceof SharedPool)) {
+      throw makeError(TypeError, 'ERR_INVALID_ARG_TYPE', `pool must be a SharedPool, got ${describe(pool)}`)
+    }
+    const attachment = binding.channelAttach(new Uint8Array(handle.buffer), pool._state.id)
+    return new Channel(ATTACH, undefined, { pool, buffer: handle.buffer, attachment, spin: DEFAULT_SPIN })
+  }
+
+  /** The pool whose leases this channel carries (received leases belong to it). */
+  get pool() {
+    return this.#pool
+  }
+
+  /** Structured-cloneable description, carrying the pool's handle too. */
+  get handle() {
+    return this.#handle
+  }
+
+  #leaseLength(lease, length) {
+    if (!(lease instanceof Lease)) {
+      throw makeError(TypeError, 'ERR_INVALID_ARG_TYPE', `expected a Lease, got ${describe(lease)}`)
+    }
+    if (lease._poolUid !== this.#state.uid) {
+      throw makeError(Error, 'ERR_SABPOOL_BAD_TICKET', 'this lease belongs to another pool than the channel\'s')
+    }
+    return length === undefined ? lease.length : checkLength(length, lease._slotSize)
+  }
+
+  /** Status of one send attempt; throws on errors (closed channel, stale lease). */
+  #offer(lease, length) {
+    const status = lease._sendTo(this.#id, length)
+    if (status === 1) wakeAll(this.#i32, OFFSETS.recvEpoch >>> 2)
+    return status
+  }
+
+  /**
+   * Sends without waiting. On true the lease belongs to the channel; on false (full) it is still
+   * yours.
+   */
+  trySend(lease, length) {
+    return this.#offer(lease, this.#leaseLength(lease, length)) !== NONE
+  }
+
+  /**
+   * Sends, waiting while the channel is full (backpressure), without blocking the event loop.
+   * @param {{ timeout?: number, signal?: AbortSignal }} [options]
+   */
+  async send(lease, length, options) {
+    length = this.#leaseLength(lease, length)
+    options = checkOptionsObject('options', options)
+    const timeout = checkTimeout(options.timeout)
+    const signal = checkSignal(options.signal)
+    if (signal !== undefined && signal.aborted) throw abortError(signal)
+    if (this.#offer(lease, length) !== NONE) return
+    await parkAsync(this.#sendSite, () => (this.#offer(lease, length) !== NONE ? true : undefined),
+      timeout, signal, 'send')
+  }
+
+  /**
+   * Sends, blocking this thread while the channel is full (meant for workers).
+   * @param {{ timeout?: number, spin?: number }} [options]
+   */
+  sendSync(lease, length, options) {
+    length = this.#leaseLength(lease, length)
+    options = checkOptionsObject('options', options)
+    const timeout = checkTimeout(options.timeout)
+    const spin = options.spin === undefined ? this.#spin : checkSpin(options.spin)
+    if (this.#offer(lease, length) !== NONE) return
+    // Full means enqueue = dequeue + capacity: wait for the dequeue position to move.
+    const i32 = this.#i32
+    const dequeued = Atomics.load(i32, DEQUEUE)
+    if (spinUntil(i32, DEQUEUE, dequeued, spin, false) && this.#offer(lease, length) !== NONE) return
+    parkSync(this.#sendSite, () => (this.#offer(lease, length) !== NONE ? true : undefined),
+      timeout, 'sendSync')
+  }
+
+  /** One receive attempt: a Lease, null when closed and drained, undefined when empty. */
+  #take() {
+    const state = this.#state
+    const status = channelRecv(this.#id, state.id)
+    if (status < 0) {
+      if (status === NONE) return undefined
+      if (status === CLOSED) return null
+      throw statusError(status, 'receive')
+    }
+    const slot = status >>> 1
+    if ((status & 1) === 1) wakeAll(this.#i32, OFFSETS.sendEpoch >>> 2)
+    return new Lease(state, slot, state.generation(slot), state.recordedLength(slot))
+  }
+
+  /** A lease if one is queued, else null (also null when closed and drained). */
+  tryRecv() {
+    return this.#take() ?? null
+  }
+
+  /**
+   * Waits for a lease without blocking the event loop; resolves null once the channel is closed
+   * and drained. The process stays alive while this is pending.
+   * @param {{ timeout?: number, signal?: AbortSignal, spin?: number }} [options]
+   */
+  async recv(options) {
+    options = checkOptionsObject('options', options)
+    const timeout = checkTimeout(options.timeout)
+    const signal = checkSignal(options.signal)
+    if (signal !== undefined && signal.aborted) throw abortError(signal)
+    const lease = this.#take()
+    if (lease !== undefined) return lease
+    return parkAsync(this.#recvSite, () => this.#take(), timeout, signal, 'recv')
+  }
+
+  /**
+   * Waits for a lease, blocking this thread (meant for workers); null once closed and drained.
+   * @param {{ timeout?: number, spin?: number }} [options]
+   */
+  recvSync(options) {
+    options = checkOptionsObject('options', options)
+    const timeout = checkTimeout(options.timeout)
+    const spin = options.spin === undefined ? this.#spin : checkSpin(options.spin)
+    let lease = this.#take()
+    if (lease !== undefined) return lease
+    if (spinUntil(this.#i32, ENQUEUE, DEQUEUE, spin, true)) {
+      lease = this.#take()
+      if (lease !== undefined) return lease
+    }
+    return parkSync(this.#recvSite, () => this.#take(), timeout, 'recvSync')
+  }
+
+  /**
+   * Sends as many of `leases` as fit, in order, without waiting; wakes receivers once.
+   * @returns {number} how many were sent (the rest are still yours)
+   */
+  sendMany(leases) {
+    if (!Array.isArray(leases)) {
+      throw makeError(TypeError, 'ERR_INVALID_ARG_TYPE', `sendMany needs an array of leases, got ${describe(leases)}`)
+    }
+    let sent = 0
+    let wake = false
+    for (const lease of leases) {
+      const status = lease._sendTo === undefined ? this.#leaseLength(lease) : lease._sendTo(this.#id, this.#leaseLength(lease))
+      if (status === NONE) break
+      wake ||= status === 1
+      sent++
+    }
+    if (wake) wakeAll(this.#i32, OFFSETS.recvEpoch >>> 2)
+    return sent
+  }
+
+  /**
+   * Receives up to `max` queued leases without waiting; wakes senders once. Returns null when the
+   * channel is closed and drained.
+   */
+  recvMany(max) {
+    checkInteger('max', max, 1, 0xffffffff)
+    const state = this.#state
+    const out = []
+    let wake = false
+    while (out.length < max) {
+      const status = channelRecv(this.#id, state.id)
+      if (status < 0) {
+        if (status === NONE) break
+        if (status === CLOSED) return out.length === 0 ? null : out
+        if (wake) wakeAll(this.#i32, OFFSETS.sendEpoch >>> 2)
+        throw statusError(status, 'receive')
+      }
+      const slot = status >>> 1
+      wake ||= (status & 1) === 1
+      out.push(new Lease(state, slot, state.generation(slot), state.recordedLength(slot)))
+    }
+    if (wake) wakeAll(this.#i32, OFFSETS.sendEpoch >>> 2)
+    return out
+  }
+
+  /** `for await (const lease of channel)`: ends when the channel is closed and drained. */
+  async * [Symbol.asyncIterator]() {
+    for (;;) {
+      const lease = await this.recv()
+      if (lease === null) return
+      yield lease
+    }
+  }
+
+  /**
+   * Closes the channel for every thread: sends fail with ERR_SABPOOL_CLOSED from now on, waiting
+   * senders are woken with that error, receivers drain what is queued and then get null.
+   */
+  close() {
+    const wasOpen = binding.channelClose(this.#id)
+    wakeAll(this.#i32, OFFSETS.recvEpoch >>> 2)
+    wakeAll(this.#i32, OFFSETS.sendEpoch >>> 2)
+    return wasOpen
+  }
+
+  get closed() {
+    return binding.channelStats(this.#id).closed
+  }
+
+  stats() {
+    const s = binding.channelStats(this.#id)
+    return {
+      capacity: s.capacity,
+      queued: s.queued,
+      sent: s.sent,
+      received: s.received,
+      sendWaits: s.sendWaits,
+      recvWaits: s.recvWaits,
+      closed: s.closed,
+    }
+  }
+
+  /** Detaches this thread from the channel (the pool stays attached). */
+  detach() {
+    this.#attachment.detach()
+    this.#id = DETACHED_ID
+  }
+}
+
 module.exports = {
   SharedPool,
+  Channel,
   Lease,
   AbortError,
   // Internal pieces the channel module builds on.

@@ -165,8 +165,8 @@ fast_fn!(pool_acquire, 1, registry::pool_acquire);
 fast_fn!(pool_release, 3, registry::pool_release);
 fast_fn!(pool_handoff, 4, registry::pool_handoff);
 fast_fn!(pool_adopt, 3, registry::pool_adopt);
-fast_fn!(channel_send, 4, registry::channel_send);
-fast_fn!(channel_recv, 1, registry::channel_recv);
+fast_fn!(channel_send, 5, registry::channel_send);
+fast_fn!(channel_recv, 2, registry::channel_recv);
 
 /// Adds the fast callbacks to the module's exports.
 pub fn register_fast_functions(env: sys::napi_env, exports: sys::napi_value) -> napi::Result<()> {

@@ -16,6 +16,30 @@ fn js_error(e: CoreError) -> napi::Error<String> {
   napi::Error::new(e.code().to_string(), e.to_string())
 }
 
+fn detached() -> napi::Error<String> {
+  napi::Error::new(
+    "ERR_SABPOOL_DETACHED".to_string(),
+    "this pool or channel has been detached in this thread".to_string(),
+  )
+}
+
+/// Runs `f` on a pool attachment of this thread.
+fn on_pool<T>(id: u32, f: impl FnOnce(&PoolEntry) -> crate::core::Result<T>) -> Result<T, String> {
+  registry::with_pool(id, f)
+    .ok_or_else(detached)?
+    .map_err(js_error)
+}
+
+/// Runs `f` on a channel attachment of this thread.
+fn on_channel<T>(
+  id: u32,
+  f: impl FnOnce(&ChannelEntry) -> crate::core::Result<T>,
+) -> Result<T, String> {
+  registry::with_channel_only(id, f)
+    .ok_or_else(detached)?
+    .map_err(js_error)
+}
+
 /// Keeps one attached pool or channel alive for this thread; dropping it (garbage collection)
 /// detaches it and reclaims the slots it still holds.
 #[napi]
@@ -72,7 +96,7 @@ pub struct PoolInfo {
 }
 
 fn pool_info(id: u32) -> Result<PoolInfo, String> {
-  registry::with_pool(id, |p| {
+  on_pool(id, |p| {
     let l: &PoolLayout = p.pool.layout();
     Ok(PoolInfo {
       id,
@@ -87,8 +111,6 @@ fn pool_info(id: u32) -> Result<PoolInfo, String> {
       participant: p.me.0,
     })
   })
-  .unwrap_or(Err(CoreError::BadHandle("pool is detached")))
-  .map_err(js_error)
 }
 
 /// Bytes a pool region needs (throws ERR_SABPOOL_BAD_HANDLE for out-of-range geometry).
@@ -123,7 +145,7 @@ fn attach_pool(
   let token = registry::new_token();
   let joined = pool.and_then(|pool| {
     let me = pool.join(token, std::process::id())?;
-    Ok(PoolEntry { pool, me, token })
+    Ok(PoolEntry::new(pool, me, token))
   });
   match joined {
     Ok(entry) => Ok(Attachment {
@@ -175,9 +197,7 @@ pub struct PoolStats {
 
 #[napi]
 pub fn pool_stats(id: u32) -> Result<PoolStats, String> {
-  let s = registry::with_pool(id, |p| p.pool.stats())
-    .unwrap_or(Err(CoreError::BadHandle("pool is detached")))
-    .map_err(js_error)?;
+  let s = on_pool(id, |p| p.pool.stats())?;
   Ok(PoolStats {
     slots: s.slots,
     in_use: s.in_use,
@@ -197,13 +217,21 @@ pub fn pool_note_wait(id: u32) {
   let _ = registry::with_pool(id, |p| p.pool.note_wait(p.me));
 }
 
+/// Registers (`delta` 1) or unregisters (-1) this thread as waiting for a free slot. Kept per
+/// attachment so a thread torn down mid-wait does not leave the shared count raised.
+#[napi]
+pub fn pool_waiting(id: u32, delta: i32) -> Result<(), String> {
+  on_pool(id, |p| {
+    p.pool.add_waiters(delta)?;
+    p.parked.set(p.parked.get().wrapping_add_signed(delta));
+    Ok(())
+  })
+}
+
 /// `[generation, owner, state]` of a slot (diagnostics and tests).
 #[napi]
 pub fn pool_slot_state(id: u32, slot: u32) -> Result<Vec<u32>, String> {
-  registry::with_pool(id, |p| p.pool.slot_state(slot))
-    .unwrap_or(Err(CoreError::BadHandle("pool is detached")))
-    .map(|(g, o, s)| vec![g, o, s as u32])
-    .map_err(js_error)
+  on_pool(id, |p| p.pool.slot_state(slot)).map(|(g, o, s)| vec![g, o, s as u32])
 }
 
 fn attach_channel(
@@ -213,9 +241,7 @@ fn attach_channel(
   create: Option<(u32, u32)>,
 ) -> Result<Attachment, String> {
   hook_cleanup(env)?;
-  let pool_uid = registry::with_pool(pool_id, |p| Ok(p.pool.uid()))
-    .unwrap_or(Err(CoreError::BadHandle("pool is detached")))
-    .map_err(js_error)?;
+  let pool_uid = on_pool(pool_id, |p| Ok(p.pool.uid()))?;
   let (memory, view_ref) = ffi::adopt_view(env.raw(), view.raw()).map_err(js_error)?;
   let channel = match create {
     Some((capacity, uid)) => Channel::create(memory, capacity, uid, pool_uid),
@@ -230,7 +256,7 @@ fn attach_channel(
   };
   match channel {
     Ok(channel) => Ok(Attachment {
-      id: registry::insert_channel(ChannelEntry { channel, pool_id }, view_ref),
+      id: registry::insert_channel(ChannelEntry::new(channel), view_ref),
     }),
     Err(e) => {
       view_ref.delete();
@@ -266,18 +292,9 @@ pub struct ChannelStats {
   pub closed: bool,
 }
 
-fn with_channel<T>(
-  id: u32,
-  f: impl FnOnce(&Channel<crate::core::mem::SharedMemory>) -> crate::core::Result<T>,
-) -> Result<T, String> {
-  registry::with_channel(id, |c, _| f(&c.channel))
-    .unwrap_or(Err(CoreError::BadHandle("channel is detached")))
-    .map_err(js_error)
-}
-
 #[napi]
 pub fn channel_stats(id: u32) -> Result<ChannelStats, String> {
-  let s = with_channel(id, |c| c.stats())?;
+  let s = on_channel(id, |c| c.channel.stats())?;
   Ok(ChannelStats {
     capacity: s.capacity,
     queued: s.queued as f64,
@@ -292,17 +309,35 @@ pub fn channel_stats(id: u32) -> Result<ChannelStats, String> {
 /// Closes the channel; returns false if it was closed already. The caller wakes every waiter.
 #[napi]
 pub fn channel_close(id: u32) -> Result<bool, String> {
-  with_channel(id, |c| c.close())
+  on_channel(id, |c| c.channel.close())
 }
 
 #[napi]
 pub fn channel_note_wait(id: u32, receiver: bool) {
-  let _ = with_channel(id, |c| c.note_wait(receiver));
+  let _ = registry::with_channel_only(id, |c| c.channel.note_wait(receiver));
+}
+
+/// Registers (`delta` 1) or unregisters (-1) this thread as a parked receiver or sender.
+#[napi]
+pub fn channel_waiting(id: u32, receiver: bool, delta: i32) -> Result<(), String> {
+  on_channel(id, |c| {
+    c.channel.add_waiters(receiver, delta)?;
+    let parked = if receiver {
+      &c.parked_recv
+    } else {
+      &c.parked_send
+    };
+    parked.set(parked.get().wrapping_add_signed(delta));
+    Ok(())
+  })
 }
 
 /// Byte offsets of the words the JS wrapper parks on and reads.
 #[napi(object)]
 pub struct Offsets {
+  pub free_head: u32,
+  pub enqueue: u32,
+  pub dequeue: u32,
   pub free_waiters: u32,
   pub free_epoch: u32,
   pub meta_size: u32,
@@ -322,6 +357,9 @@ pub struct Offsets {
 #[napi]
 pub fn offsets() -> Offsets {
   Offsets {
+    free_head: layout::P_FREE_HEAD as u32,
+    enqueue: layout::C_ENQ as u32,
+    dequeue: layout::C_DEQ as u32,
     free_waiters: layout::P_FREE_WAITERS as u32,
     free_epoch: layout::P_FREE_EPOCH as u32,
     meta_size: layout::META_SIZE as u32,

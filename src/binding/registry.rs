@@ -26,11 +26,36 @@ pub struct PoolEntry {
   pub pool: Pool<SharedMemory>,
   pub me: Participant,
   pub token: u64,
+  /// How many waits of this thread are registered in the pool's waiter count right now.
+  pub parked: Cell<u32>,
+}
+
+impl PoolEntry {
+  pub fn new(pool: Pool<SharedMemory>, me: Participant, token: u64) -> Self {
+    PoolEntry {
+      pool,
+      me,
+      token,
+      parked: Cell::new(0),
+    }
+  }
 }
 
 pub struct ChannelEntry {
   pub channel: Channel<SharedMemory>,
-  pub pool_id: u32,
+  /// Waits of this thread registered in the channel's receiver and sender waiter counts.
+  pub parked_recv: Cell<u32>,
+  pub parked_send: Cell<u32>,
+}
+
+impl ChannelEntry {
+  pub fn new(channel: Channel<SharedMemory>) -> Self {
+    ChannelEntry {
+      channel,
+      parked_recv: Cell::new(0),
+      parked_send: Cell::new(0),
+    }
+  }
 }
 
 enum Region {
@@ -92,10 +117,18 @@ pub fn insert_channel(entry: ChannelEntry, view: ViewRef) -> u32 {
 
 fn retire(entry: Entry) {
   let Entry { region, view } = entry;
-  if let Region::Pool(p) = &region {
-    // Errors here mean the region was scribbled on; the lease states are then unknowable and
-    // there is nothing better to do than leave them.
-    let _ = p.pool.leave(p.me, p.token);
+  // A thread torn down while parked (e.g. `worker.terminate()` during a wait) never ran the code
+  // that unregisters its waits; withdraw them here so the waiter counts stay exact. Errors mean
+  // the region was scribbled on; its state is then unknowable and there is nothing better to do.
+  match &region {
+    Region::Pool(p) => {
+      let _ = p.pool.add_waiters(-(p.parked.get() as i32));
+      let _ = p.pool.leave(p.me, p.token);
+    }
+    Region::Channel(c) => {
+      let _ = c.channel.add_waiters(true, -(c.parked_recv.get() as i32));
+      let _ = c.channel.add_waiters(false, -(c.parked_send.get() as i32));
+    }
   }
   drop(region);
   if let Some(view) = view {
@@ -154,8 +187,11 @@ pub fn with_pool<T>(
   })
 }
 
+/// Runs `f` on a channel and on the pool attachment whose participant sends or receives (any
+/// attachment of the channel's pool in this thread; the core checks the pool's uid).
 pub fn with_channel<T>(
   id: u32,
+  pool_id: u32,
   f: impl FnOnce(&ChannelEntry, &PoolEntry) -> Result<T, Error>,
 ) -> Option<Result<T, Error>> {
   REGISTRY.with(|r| {
@@ -163,10 +199,24 @@ pub fn with_channel<T>(
     let Region::Channel(c) = &r.entries.get(id as usize)?.as_ref()?.region else {
       return None;
     };
-    let Region::Pool(p) = &r.entries.get(c.pool_id as usize)?.as_ref()?.region else {
+    let Region::Pool(p) = &r.entries.get(pool_id as usize)?.as_ref()?.region else {
       return None;
     };
     Some(f(c, p))
+  })
+}
+
+/// Runs `f` on a channel alone.
+pub fn with_channel_only<T>(
+  id: u32,
+  f: impl FnOnce(&ChannelEntry) -> Result<T, Error>,
+) -> Option<Result<T, Error>> {
+  REGISTRY.with(|r| {
+    let r = r.try_borrow().ok()?;
+    match &r.entries.get(id as usize)?.as_ref()?.region {
+      Region::Channel(c) => Some(f(c)),
+      Region::Pool(_) => None,
+    }
   })
 }
 
@@ -215,10 +265,10 @@ pub fn pool_adopt([id, slot, generation]: [u32; 3]) -> i32 {
   }))
 }
 
-/// `[channel, slot, generation, length]` → 1 sent and receivers must be woken, 0 sent,
-/// `STATUS_NONE` full.
-pub fn channel_send([id, slot, generation, length]: [u32; 4]) -> i32 {
-  status(with_channel(id, |c, p| {
+/// `[channel, pool, slot, generation, length]` → 1 sent and receivers must be woken, 0 sent,
+/// `STATUS_NONE` full. `pool` is the attachment that owns the lease.
+pub fn channel_send([id, pool_id, slot, generation, length]: [u32; 5]) -> i32 {
+  status(with_channel(id, pool_id, |c, p| {
     Ok(
       match c
         .channel
@@ -231,11 +281,11 @@ pub fn channel_send([id, slot, generation, length]: [u32; 4]) -> i32 {
   }))
 }
 
-/// `[channel]` → `slot * 2 + wake` (wake: senders must be woken), `STATUS_NONE` when empty,
-/// `STATUS_CLOSED` when closed and drained. The wrapper reads generation and length from the
-/// slot's metadata, which the receiver now owns.
-pub fn channel_recv([id]: [u32; 1]) -> i32 {
-  status(with_channel(id, |c, p| {
+/// `[channel, pool]` → `slot * 2 + wake` (wake: senders must be woken), `STATUS_NONE` when empty,
+/// `STATUS_CLOSED` when closed and drained. `pool` is the attachment that will own the lease. The
+/// wrapper reads generation and length from the slot's metadata, which the receiver now owns.
+pub fn channel_recv([id, pool_id]: [u32; 2]) -> i32 {
+  status(with_channel(id, pool_id, |c, p| {
     Ok(match c.channel.try_recv(&p.pool, p.me)? {
       // Slot counts are capped at 2^24, so this fits an i32.
       Received::Lease(lease, _, wake) => (lease.slot as i32) * 2 + wake.0 as i32,

@@ -188,6 +188,17 @@ impl<M: Memory> Channel<M> {
     Ok(self.mem.u64_at(C_ENQ)?.load(Acquire) & CLOSED != 0)
   }
 
+  /// Adds `delta` to the count of parked receivers (`receiver == true`) or senders.
+  pub fn add_waiters(&self, receiver: bool, delta: i32) -> Result<()> {
+    let field = if receiver {
+      C_RECV_WAITERS
+    } else {
+      C_SEND_WAITERS
+    };
+    self.mem.u32_at(field)?.fetch_add(delta as u32, SeqCst);
+    Ok(())
+  }
+
   /// Counts one parked wait of a receiver (`receiver == true`) or a sender.
   pub fn note_wait(&self, receiver: bool) -> Result<()> {
     let field = if receiver { C_RECV_WAITS } else { C_SEND_WAITS };
@@ -245,7 +256,16 @@ impl<M: Memory> Channel<M> {
         }
         pos = now;
       } else {
-        pos = enq.load(Relaxed);
+        // The cell is a lap ahead: another producer filled it, so the enqueue position has moved
+        // on (it was advanced before that cell was published, which our Acquire load saw). If
+        // it has not, the sequence is garbage; fail now instead of spinning the retry budget.
+        let now = enq.load(Relaxed);
+        if now == pos {
+          return Err(Error::Corrupt(
+            "ring cell sequence is ahead of the enqueue position",
+          ));
+        }
+        pos = now;
       }
       spin_hint();
     }
@@ -282,7 +302,15 @@ impl<M: Memory> Channel<M> {
         }
         pos = now;
       } else {
-        pos = deq.load(Relaxed);
+        // The cell was already consumed at our position, so the dequeue position has moved on
+        // (see `enqueue`); if it has not, the sequence is garbage.
+        let now = deq.load(Relaxed);
+        if now == pos {
+          return Err(Error::Corrupt(
+            "ring cell sequence is ahead of the dequeue position",
+          ));
+        }
+        pos = now;
       }
       spin_hint();
     }

@@ -210,8 +210,9 @@ impl<M: Memory> Pool<M> {
           .compare_exchange(current, pack(generation, 0, STATE_FREE), AcqRel, Relaxed)
           .is_ok()
       {
-        self.push(slot)?;
+        // Count the slot out of use before it is back on the list (see `release`).
         self.mem.u32_at(P_IN_USE)?.fetch_sub(1, Relaxed);
+        self.push(slot)?;
         count += 1;
       }
     }
@@ -348,8 +349,11 @@ impl<M: Memory> Pool<M> {
         Relaxed,
       )
       .map_err(|_| Error::StaleLease)?;
-    self.push(lease.slot)?;
+    // Decrement before the push: once the slot is on the list another thread may pop it and
+    // increment, and `in_use` (and the high-water mark taken from it) must never exceed the slot
+    // count.
     self.mem.u32_at(P_IN_USE)?.fetch_sub(1, Relaxed);
+    self.push(lease.slot)?;
     self.bump(who, PART_RELEASED)?;
     self.wake_free_waiters()
   }
@@ -429,6 +433,14 @@ impl<M: Memory> Pool<M> {
     Ok(unpack(self.slot_word(slot)?.load(Acquire)))
   }
 
+  /// Adds `delta` to the count of threads waiting for a free slot (the waiter's side of the
+  /// handshake described at the top of this file).
+  pub fn add_waiters(&self, delta: i32) -> Result<()> {
+    let waiters = self.mem.u32_at(P_FREE_WAITERS)?;
+    waiters.fetch_add(delta as u32, SeqCst);
+    Ok(())
+  }
+
   pub fn note_wait(&self, who: Participant) -> Result<()> {
     self.bump(who, PART_WAITS)
   }
@@ -450,9 +462,12 @@ impl<M: Memory> Pool<M> {
       if m.u64_at(entry + PART_TOKEN)?.load(Relaxed) != 0 {
         stats.participants += 1;
       }
-      stats.acquired += m.u64_at(entry + PART_ACQUIRED)?.load(Relaxed);
-      stats.released += m.u64_at(entry + PART_RELEASED)?.load(Relaxed);
-      stats.waits += m.u64_at(entry + PART_WAITS)?.load(Relaxed);
+      // Wrapping, like the counters themselves: a scribbled counter must not panic (debug builds
+      // check overflow).
+      let counter = |field| m.u64_at(entry + field).map(|c| c.load(Relaxed));
+      stats.acquired = stats.acquired.wrapping_add(counter(PART_ACQUIRED)?);
+      stats.released = stats.released.wrapping_add(counter(PART_RELEASED)?);
+      stats.waits = stats.waits.wrapping_add(counter(PART_WAITS)?);
     }
     // Clamp: a scribbled counter must not make the numbers nonsensical.
     stats.in_use = stats.in_use.min(stats.slots);

@@ -1,0 +1,259 @@
+/**
+ * sabpool: a preallocated shared-memory buffer pool for `worker_threads`.
+ *
+ * A producer borrows a slot ({@link Lease}), writes into it in place, and hands it to another
+ * thread — as a tiny {@link Ticket} over `postMessage`, or through a lock-free {@link Channel} —
+ * where the consumer reads it in place and releases it. The payload is never copied or cloned.
+ *
+ * @packageDocumentation
+ */
+
+/** Stable `code` of every error sabpool throws. */
+export type SabpoolErrorCode =
+  /** An option or argument has the wrong type (TypeError). */
+  | 'ERR_INVALID_ARG_TYPE'
+  /** An option or argument is out of its allowed range (RangeError). */
+  | 'ERR_OUT_OF_RANGE'
+  /** `slots × slotSize` needs a larger SharedArrayBuffer than this Node can allocate (RangeError). */
+  | 'ERR_SABPOOL_TOO_LARGE'
+  /** A `length` outside `0..slotSize` (RangeError). */
+  | 'ERR_SABPOOL_BAD_LENGTH'
+  /** The lease is not owned here any more: released, handed off, sent, adopted twice, or stale. */
+  | 'ERR_SABPOOL_STALE_LEASE'
+  /** The ticket cannot name a slot of this pool: malformed, from another pool, out of range. */
+  | 'ERR_SABPOOL_BAD_TICKET'
+  /** The handle or its memory is not a valid sabpool pool or channel. */
+  | 'ERR_SABPOOL_BAD_HANDLE'
+  /** A wait reached its `timeout`. */
+  | 'ERR_SABPOOL_TIMEOUT'
+  /** The channel is closed: nothing more can be sent. */
+  | 'ERR_SABPOOL_CLOSED'
+  /** Every participant entry of the pool is taken (see `maxParticipants`). */
+  | 'ERR_SABPOOL_TOO_MANY_PARTICIPANTS'
+  /** The pool or channel was detached in this thread. */
+  | 'ERR_SABPOOL_DETACHED'
+  /** Shared memory holds values no correct participant writes (something scribbled on it). */
+  | 'ERR_SABPOOL_CORRUPT'
+  /** A lock-free retry loop gave up because shared words kept changing under it. */
+  | 'ERR_SABPOOL_CONTENDED'
+  /** A wait was aborted through its `AbortSignal` (thrown as {@link AbortError}). */
+  | 'ABORT_ERR'
+
+/** An error thrown by sabpool: `code` says which, `cause` carries the underlying error if any. */
+export interface SabpoolError extends Error {
+  code: SabpoolErrorCode
+}
+
+/** Thrown when a wait is aborted through its `AbortSignal`; `cause` is `signal.reason`. */
+export declare class AbortError extends Error {
+  readonly name: 'AbortError'
+  readonly code: 'ABORT_ERR'
+}
+
+export interface SharedPoolOptions {
+  /** Bytes per slot, an integer from 1 to 2^30. */
+  slotSize: number
+  /** Number of slots, an integer from 1 to 2^24. `slots × slotSize` bytes are allocated once. */
+  slots: number
+  /**
+   * How many threads may be attached at once (each `SharedPool`/`attach` is one participant),
+   * 1 to 4096. Default 128.
+   */
+  maxParticipants?: number
+}
+
+/** Plain, structured-cloneable description of a pool: pass it to a worker. */
+export interface PoolHandle {
+  readonly kind: 'sabpool.pool'
+  readonly version: number
+  readonly buffer: SharedArrayBuffer
+}
+
+/** Plain, structured-cloneable description of a channel; carries its pool's handle. */
+export interface ChannelHandle {
+  readonly kind: 'sabpool.channel'
+  readonly version: number
+  readonly buffer: SharedArrayBuffer
+  readonly pool: PoolHandle
+}
+
+/** What `lease.handoff()` returns and `pool.adopt()` takes: small enough to post anywhere. */
+export interface Ticket {
+  /** The pool's id ({@link SharedPool.id}). */
+  pool: number
+  slot: number
+  generation: number
+  /** Bytes in use, as set on the lease when it was handed off. */
+  length: number
+}
+
+export interface WaitOptions {
+  /** Milliseconds to wait at most; then the call fails with `ERR_SABPOOL_TIMEOUT`. Default: no limit. */
+  timeout?: number
+  /** Aborts the wait with an {@link AbortError}. */
+  signal?: AbortSignal
+}
+
+export interface BlockingWaitOptions {
+  /** Milliseconds to wait at most; then the call throws `ERR_SABPOOL_TIMEOUT`. Default: no limit. */
+  timeout?: number
+  /**
+   * How many times to poll shared memory before parking the thread. Polling keeps a handoff at
+   * sub-microsecond latency while the other side is busy; parking costs a wake-up (tens of µs).
+   * Default 2000.
+   */
+  spin?: number
+}
+
+export interface PoolStats {
+  slots: number
+  /** Slots leased, handed off or queued right now. */
+  inUse: number
+  free: number
+  /** Highest `inUse` seen. */
+  highWater: number
+  /** Successful acquires, summed over every thread. */
+  acquired: number
+  /** Releases, summed over every thread. */
+  released: number
+  /** Slots returned because the thread holding them went away (exit, crash, detach). */
+  reclaimed: number
+  /** Times a thread parked waiting for a free slot. */
+  waits: number
+}
+
+/** A borrowed slot. Owned by the thread that holds it until released, handed off or sent. */
+export declare class Lease {
+  private constructor()
+  /** Index of the slot in the pool. */
+  readonly slot: number
+  /** Changes every time the slot is acquired; makes old tickets and leases stale. */
+  readonly generation: number
+  /**
+   * The whole slot (`slotSize` bytes) as a view into the shared memory. Throws
+   * `ERR_SABPOOL_STALE_LEASE` once the lease is no longer owned. Keep no copies of this view
+   * past `release()`: the slot is then someone else's.
+   */
+  readonly bytes: Uint8Array
+  /** Bytes in use, 0..slotSize; travels with `handoff()` and channel sends. */
+  length: number
+  /** True while this thread owns the slot. */
+  readonly owned: boolean
+  /** Returns the slot to the pool. Throws `ERR_SABPOOL_STALE_LEASE` if not owned. */
+  release(): void
+  /**
+   * Gives up ownership and returns a ticket for another thread's `pool.adopt()`. Throws
+   * `ERR_SABPOOL_STALE_LEASE` if not owned.
+   */
+  handoff(): Ticket
+}
+
+/** A preallocated pool of fixed-size slots in one SharedArrayBuffer. */
+export declare class SharedPool {
+  /**
+   * Allocates `slots × slotSize` bytes of shared memory once.
+   * @throws TypeError / RangeError naming the option when an option is invalid.
+   */
+  constructor(options: SharedPoolOptions)
+  /**
+   * Attaches to a pool created in another thread: the same memory, no copy.
+   * @throws `ERR_SABPOOL_BAD_HANDLE` when `handle` is not a valid pool handle.
+   */
+  static attach(handle: PoolHandle): SharedPool
+  readonly slotSize: number
+  readonly slots: number
+  /** Random id of this pool; tickets carry it. */
+  readonly id: number
+  /** Pass this to workers (workerData or postMessage). */
+  readonly handle: PoolHandle
+  /** A free slot, or null when every slot is in use. Lock-free; never waits. */
+  tryAcquire(): Lease | null
+  /** Waits for a free slot without blocking the event loop. */
+  acquire(options?: WaitOptions): Promise<Lease>
+  /** Waits for a free slot, blocking the thread (meant for workers). */
+  acquireSync(options?: BlockingWaitOptions): Lease
+  /**
+   * Takes ownership of a slot handed off by another thread.
+   * @throws `ERR_SABPOOL_BAD_TICKET` for a malformed ticket or another pool's,
+   *         `ERR_SABPOOL_STALE_LEASE` for a ticket already adopted or out of date.
+   */
+  adopt(ticket: Ticket): Lease
+  /** Pool-wide counters, summed over every attached thread. Cheap enough to poll. */
+  stats(): PoolStats
+  /**
+   * Detaches this thread now; every lease it still holds returns to the pool. Happens on its own
+   * when the thread exits or this object is garbage-collected.
+   */
+  detach(): void
+}
+
+export interface ChannelOptions {
+  /** Ring entries: a power of two from 2 to 2^24. */
+  capacity: number
+  /** Default `spin` of this channel's blocking calls (see {@link BlockingWaitOptions.spin}). */
+  spin?: number
+}
+
+export interface ChannelStats {
+  capacity: number
+  /** Leases in the ring now. */
+  queued: number
+  sent: number
+  received: number
+  /** Times a sender parked because the ring was full. */
+  sendWaits: number
+  /** Times a receiver parked because the ring was empty. */
+  recvWaits: number
+  closed: boolean
+}
+
+/**
+ * A bounded, lock-free, multi-producer multi-consumer ring of leases in shared memory: a sender
+ * publishes a filled slot and a receiver takes it with atomics alone — no `postMessage`, no copy.
+ * FIFO per producer.
+ */
+export declare class Channel implements AsyncIterable<Lease> {
+  constructor(pool: SharedPool, options: ChannelOptions)
+  /**
+   * Attaches to a channel created in another thread. Received leases belong to `pool` if given
+   * (it must be the channel's pool), otherwise to a fresh attachment, `channel.pool`.
+   */
+  static attach(handle: ChannelHandle, pool?: SharedPool): Channel
+  readonly pool: SharedPool
+  readonly handle: ChannelHandle
+  readonly closed: boolean
+  /**
+   * Sends without waiting. true: the lease now belongs to the channel. false: the ring is full
+   * and the lease is still yours. `length` defaults to `lease.length`.
+   * @throws `ERR_SABPOOL_CLOSED`, `ERR_SABPOOL_STALE_LEASE`.
+   */
+  trySend(lease: Lease, length?: number): boolean
+  /** Sends, waiting while the ring is full, without blocking the event loop. */
+  send(lease: Lease, length?: number, options?: WaitOptions): Promise<void>
+  /** Sends, blocking the thread while the ring is full (meant for workers). */
+  sendSync(lease: Lease, length?: number, options?: BlockingWaitOptions): void
+  /** A queued lease, now owned by this thread, or null (empty, or closed and drained). */
+  tryRecv(): Lease | null
+  /**
+   * Waits for a lease without blocking the event loop; null once the channel is closed and
+   * drained. Keeps the process alive while pending.
+   */
+  recv(options?: WaitOptions): Promise<Lease | null>
+  /** Waits for a lease, blocking the thread (meant for workers); null once closed and drained. */
+  recvSync(options?: BlockingWaitOptions): Lease | null
+  /** Sends as many leases as fit, in order, with one wake-up; returns how many were sent. */
+  sendMany(leases: Lease[]): number
+  /** Up to `max` queued leases with one wake-up; null once closed and drained. */
+  recvMany(max: number): Lease[] | null
+  /** Receives until the channel is closed and drained. */
+  [Symbol.asyncIterator](): AsyncIterator<Lease>
+  /**
+   * Closes the channel for every thread: sends fail with `ERR_SABPOOL_CLOSED`, waiting senders
+   * are woken with that error, receivers drain what is queued and then get null. Returns false
+   * if it was already closed.
+   */
+  close(): boolean
+  stats(): ChannelStats
+  /** Detaches this thread from the channel (its pool stays attached). */
+  detach(): void
+}
