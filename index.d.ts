@@ -120,6 +120,8 @@ export interface PoolStats {
   reclaimed: number
   /** Times a thread parked waiting for a free slot. */
   waits: number
+  /** Threads waiting for a free slot right now. */
+  waiting: number
 }
 
 /** A borrowed slot. Owned by the thread that holds it until released, handed off or sent. */

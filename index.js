@@ -564,6 +564,7 @@ class SharedPool {
       released: s.released,
       reclaimed: s.reclaimed,
       waits: s.waits,
+      waiting: s.waiting,
     }
   }
 

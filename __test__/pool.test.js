@@ -147,7 +147,7 @@ describe('new SharedPool(options)', () => {
     assert.equal(clone.kind, handle.kind)
     assert.equal(clone.version, handle.version)
     assert.ok(clone.buffer instanceof SharedArrayBuffer)
-    assert.deepEqual(pool.stats(), { slots: 5, inUse: 0, free: 5, highWater: 0, acquired: 0, released: 0, reclaimed: 0, waits: 0 })
+    assert.deepEqual(pool.stats(), { slots: 5, inUse: 0, free: 5, highWater: 0, acquired: 0, released: 0, reclaimed: 0, waits: 0, waiting: 0 })
     assert.notEqual(new SharedPool({ slotSize: 100, slots: 5 }).id, pool.id, 'two pools have different ids')
   })
 
@@ -229,13 +229,13 @@ describe('leases', () => {
     leases[0].release()
     leases[1].release()
     s = pool.stats()
-    assert.deepEqual(s, { slots: 4, inUse: 2, free: 2, highWater: 4, acquired: 4, released: 2, reclaimed: 0, waits: 0 })
+    assert.deepEqual(s, { slots: 4, inUse: 2, free: 2, highWater: 4, acquired: 4, released: 2, reclaimed: 0, waits: 0, waiting: 0 })
     const again = pool.tryAcquire()
     assert.ok(again instanceof Lease)
     assert.ok([leases[0].slot, leases[1].slot].includes(again.slot))
     for (const l of [again, leases[2], leases[3]]) l.release()
     s = pool.stats()
-    assert.deepEqual(s, { slots: 4, inUse: 0, free: 4, highWater: 4, acquired: 5, released: 5, reclaimed: 0, waits: 0 })
+    assert.deepEqual(s, { slots: 4, inUse: 0, free: 4, highWater: 4, acquired: 5, released: 5, reclaimed: 0, waits: 0, waiting: 0 })
   })
 
   it('a lease exposes slot, generation, bytes over the shared buffer, length and owned', () => {
@@ -929,6 +929,7 @@ describe('a worker that exits while holding leases has them reclaimed', () => {
         await w.next('blocking')
         await waitFor(() => pool.stats().waits > before.waits, 'the worker to park')
         await sleep(20)
+        assert.equal(pool.stats().waiting, 1, 'the parked worker is registered as waiting')
         await w.worker.terminate()
       }
       const code = await w.exited
@@ -940,6 +941,7 @@ describe('a worker that exits while holding leases has them reclaimed', () => {
         return s.inUse <= before.inUse - HELD ? s : null
       }, 'the leases to come back')
       assert.equal(after.reclaimed, before.reclaimed + HELD, 'reclaimed grew by exactly the number held')
+      assert.equal(after.waiting, 0, 'a thread torn down mid-wait leaves no waiter registered')
       assert.equal(after.inUse, 1)
       assertConsistent(after)
       // The reclaimed slots are usable, and the worker's participant entry was freed.

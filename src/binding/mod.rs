@@ -193,6 +193,7 @@ pub struct PoolStats {
   pub reclaimed: f64,
   pub waits: f64,
   pub participants: u32,
+  pub waiting: u32,
 }
 
 #[napi]
@@ -208,6 +209,7 @@ pub fn pool_stats(id: u32) -> Result<PoolStats, String> {
     reclaimed: s.reclaimed as f64,
     waits: s.waits as f64,
     participants: s.participants,
+    waiting: s.waiting,
   })
 }
 

@@ -78,6 +78,8 @@ pub struct PoolStats {
   pub reclaimed: u64,
   pub waits: u64,
   pub participants: u32,
+  /// Threads registered as waiting for a free slot right now.
+  pub waiting: u32,
 }
 
 /// A view of a pool region, validated.
@@ -456,6 +458,7 @@ impl<M: Memory> Pool<M> {
       reclaimed: m.u64_at(P_RECLAIMED)?.load(Relaxed),
       waits: m.u64_at(P_RETIRED_WAITS)?.load(Relaxed),
       participants: 0,
+      waiting: m.u32_at(P_FREE_WAITERS)?.load(Relaxed),
     };
     for index in 0..self.layout.max_participants {
       let entry = self.layout.participant(index);
