@@ -3,5 +3,6 @@
 
 pub mod core;
 
-#[cfg(not(loom))]
+// Left out of loom models and of the crate's own unit tests, which exercise the core alone.
+#[cfg(not(any(loom, test)))]
 mod binding;

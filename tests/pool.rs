@@ -686,6 +686,7 @@ fn stats_track_high_water_and_waits() {
       reclaimed: 0,
       waits: 1,
       participants: 2,
+      waiting: 0,
     }
   );
   let _ = pool.release(b, held[0]).unwrap();
