@@ -29,7 +29,7 @@ const DETACHED_ID = 0xffffffff
  * delivered, e.g. a worker torn down while its slots are reclaimed (no JS runs then to notify). */
 const PARK_SLICE_MS = 50
 /** Default number of non-blocking retries before parking in the blocking (worker) waits. */
-const DEFAULT_SPIN = 2000
+const DEFAULT_SPIN = 4000
 
 // ---- errors ----------------------------------------------------------------------------------
 
@@ -82,8 +82,11 @@ function describe(value) {
   return `${typeof value} ${String(value)}`
 }
 
+/** Stands in for an absent options object, so calls without options allocate nothing. */
+const NO_OPTIONS = Object.freeze({})
+
 function checkOptionsObject(name, options) {
-  if (options === undefined) return {}
+  if (options === undefined) return NO_OPTIONS
   if (options === null || typeof options !== 'object') {
     throw makeError(TypeError, 'ERR_INVALID_ARG_TYPE', `${name} must be an object, got ${describe(options)}`)
   }
@@ -124,18 +127,52 @@ const FREE_HEAD = OFFSETS.freeHead >>> 2 // low half of the tagged head: the fir
 const NIL_INDEX = -1 // u32::MAX read through an Int32Array
 const ENQUEUE = OFFSETS.enqueue >>> 2 // low halves of the ring positions
 const DEQUEUE = OFFSETS.dequeue >>> 2
+const CELLS = OFFSETS.cells >>> 2 // ring cells: sequence (u64), value (u64)
+const CELL_WORDS = OFFSETS.cellSize >>> 2
+
+/** Polls until the free list is non-empty, at most `spin` times. */
+function spinForFree(i32, spin) {
+  for (let i = 0; i < spin; i++) {
+    if (Atomics.load(i32, FREE_HEAD) !== NIL_INDEX) return i + 1
+  }
+  return spin
+}
 
 /**
- * Polls up to `spin` times. With `differ` false, until `i32[index] !== value`; with `differ` true,
- * until `i32[index] !== i32[value]` (two positions that differ mean the ring is not empty or not
- * full). Returns whether the condition was met.
+ * Polls until the cell at the dequeue position is published (its sequence, low half, becomes
+ * position + 1), at most `spin` times. Polling the cell rather than the enqueue word means the
+ * receiver only pulls in the cache line it has to read anyway. The closed flag (bit 63 of the
+ * enqueue word: the sign of its high half) is checked every 64 polls.
  */
-function spinUntil(i32, index, value, spin, differ) {
+function spinForSent(i32, mask, spin) {
+  const dequeued = Atomics.load(i32, DEQUEUE)
+  const cell = CELLS + (dequeued & mask) * CELL_WORDS
+  const published = (dequeued + 1) | 0
   for (let i = 0; i < spin; i++) {
-    const other = differ ? Atomics.load(i32, value) : value
-    if (Atomics.load(i32, index) !== other) return true
+    if (Atomics.load(i32, cell) === published) return i + 1
+    if ((i & 63) === 63 && (Atomics.load(i32, ENQUEUE + 1) < 0 || Atomics.load(i32, DEQUEUE) !== dequeued)) return i + 1
   }
-  return false
+  return spin
+}
+
+/** Polls until the dequeue position moves away from `dequeued` (room was made), at most `spin` times. */
+function spinForRoom(i32, dequeued, spin) {
+  for (let i = 0; i < spin; i++) {
+    if (Atomics.load(i32, DEQUEUE) !== dequeued || Atomics.load(i32, ENQUEUE + 1) < 0) return i + 1
+  }
+  return spin
+}
+
+/** Checks an optional `reuse` lease: it must be a Lease this thread no longer owns. */
+function checkReuse(reuse) {
+  if (reuse === undefined || reuse === null) return undefined
+  if (!(reuse instanceof Lease)) {
+    throw makeError(TypeError, 'ERR_INVALID_ARG_TYPE', `reuse must be a Lease, got ${describe(reuse)}`)
+  }
+  if (reuse.owned) {
+    throw makeError(Error, 'ERR_SABPOOL_LEASE_IN_USE', `reuse must be a lease that was released, handed off or sent; slot ${reuse.slot} is still owned`)
+  }
+  return reuse
 }
 
 // ---- waiting -------------------------------------------------------------------------------------
@@ -278,13 +315,21 @@ class PoolState {
     return this.u32[(this.metaOffset + slot * OFFSETS.metaSize + OFFSETS.metaLength) >>> 2]
   }
 
-  tryAcquire() {
+  /** A Lease object for a slot this thread now owns: `reuse` re-armed, or a new one. */
+  lease(slot, length, reuse) {
+    const generation = this.generation(slot)
+    if (reuse === undefined) return new Lease(this, slot, generation, length)
+    reuse._rearm(this, slot, generation, length)
+    return reuse
+  }
+
+  tryAcquire(reuse) {
     const slot = poolAcquire(this.id)
     if (slot < 0) {
       if (slot === NONE) return undefined
       throw statusError(slot, 'acquire')
     }
-    return new Lease(this, slot, this.generation(slot), 0)
+    return this.lease(slot, 0, reuse)
   }
 
   notifyFree() {
@@ -384,6 +429,18 @@ class Lease {
       throw statusError(status, 'send')
     }
     return status
+  }
+
+  /**
+   * @internal Points a lease this thread no longer owns at a newly owned slot (the caller checked
+   * it with `checkReuse` before taking the slot, so this cannot fail and lose the slot).
+   */
+  _rearm(pool, slot, generation, length) {
+    this.#pool = pool
+    this.#slot = slot
+    this.#generation = generation
+    this.#length = length
+    this.#state = OWNED
   }
 
   /** @internal */
@@ -493,9 +550,14 @@ class SharedPool {
     return this.#handle
   }
 
-  /** A free slot, or null when every slot is in use. Never waits. */
-  tryAcquire() {
-    return this.#state.tryAcquire() ?? null
+  /**
+   * A free slot, or null when every slot is in use. Never waits.
+   * @param {{ reuse?: Lease }} [options] `reuse`: re-arm this no-longer-owned Lease object instead
+   *   of allocating a new one (allocation-free hot loops)
+   */
+  tryAcquire(options) {
+    const reuse = options === undefined ? undefined : checkReuse(checkOptionsObject('options', options).reuse)
+    return this.#state.tryAcquire(reuse) ?? null
   }
 
   /**
@@ -521,14 +583,20 @@ class SharedPool {
     options = checkOptionsObject('options', options)
     const timeout = checkTimeout(options.timeout)
     const spin = checkSpin(options.spin)
+    const reuse = checkReuse(options.reuse)
     const state = this.#state
-    const lease = state.tryAcquire()
-    if (lease !== undefined) return lease
-    if (spinUntil(state.i32, FREE_HEAD, NIL_INDEX, spin, false)) {
-      const lease = state.tryAcquire()
-      if (lease !== undefined) return lease
+    let lease = state.tryAcquire(reuse)
+    for (let budget = spin; lease === undefined && budget > 0;) {
+      budget -= spinForFree(state.i32, budget)
+      lease = state.tryAcquire(reuse)
     }
-    return parkSync(state.freeSite, () => state.tryAcquire(), timeout, 'acquireSync')
+    return lease ?? this.#parkForFree(timeout, reuse)
+  }
+
+  /** Kept apart from acquireSync so its closure is only allocated when the thread parks. */
+  #parkForFree(timeout, reuse) {
+    const state = this.#state
+    return parkSync(state.freeSite, () => state.tryAcquire(reuse), timeout, 'acquireSync')
   }
 
   /**
@@ -599,6 +667,7 @@ class Channel {
   #spin
   #recvSite
   #sendSite
+  #mask
 
   /**
    * A bounded ring of slot handoffs in shared memory.
@@ -627,7 +696,8 @@ class Channel {
     const buffer = this.#handle
     this.#state = this.#pool._state
     this.#id = this.#attachment.id
-    this.#i32 = new Int32Array(buffer, 0, Math.min(buffer.byteLength, 1024) >>> 2)
+    this.#i32 = new Int32Array(buffer)
+    this.#mask = binding.channelStats(this.#id).capacity - 1
     this.#handle = Object.freeze({ kind: CHANNEL_KIND, version: LAYOUT_VERSION, buffer, pool: this.#pool.handle })
     this.#recvSite = new WaitSite(this.#i32, OFFSETS.recvEpoch >>> 2,
       (delta) => binding.channelWaiting(this.#id, true, delta), () => binding.channelNoteWait(this.#id, true))
@@ -719,16 +789,23 @@ class Channel {
     const timeout = checkTimeout(options.timeout)
     const spin = options.spin === undefined ? this.#spin : checkSpin(options.spin)
     if (this.#offer(lease, length) !== NONE) return
-    // Full means enqueue = dequeue + capacity: wait for the dequeue position to move.
+    // Full means enqueue = dequeue + capacity: poll until the dequeue position moves.
     const i32 = this.#i32
-    const dequeued = Atomics.load(i32, DEQUEUE)
-    if (spinUntil(i32, DEQUEUE, dequeued, spin, false) && this.#offer(lease, length) !== NONE) return
+    for (let budget = spin; budget > 0;) {
+      budget -= spinForRoom(i32, Atomics.load(i32, DEQUEUE), budget)
+      if (this.#offer(lease, length) !== NONE) return
+    }
+    this.#parkToSend(lease, length, timeout)
+  }
+
+  /** Kept apart from sendSync so its closure is only allocated when the thread parks. */
+  #parkToSend(lease, length, timeout) {
     parkSync(this.#sendSite, () => (this.#offer(lease, length) !== NONE ? true : undefined),
       timeout, 'sendSync')
   }
 
   /** One receive attempt: a Lease, null when closed and drained, undefined when empty. */
-  #take() {
+  #take(reuse) {
     const state = this.#state
     const status = channelRecv(this.#id, state.id)
     if (status < 0) {
@@ -738,12 +815,17 @@ class Channel {
     }
     const slot = status >>> 1
     if ((status & 1) === 1) wakeAll(this.#i32, OFFSETS.sendEpoch >>> 2)
-    return new Lease(state, slot, state.generation(slot), state.recordedLength(slot))
+    return state.lease(slot, state.recordedLength(slot), reuse)
   }
 
-  /** A lease if one is queued, else null (also null when closed and drained). */
-  tryRecv() {
-    return this.#take() ?? null
+  /**
+   * A lease if one is queued, else null (also null when closed and drained).
+   * @param {{ reuse?: Lease }} [options] `reuse`: re-arm this no-longer-owned Lease object
+   *   instead of allocating a new one
+   */
+  tryRecv(options) {
+    const reuse = options === undefined ? undefined : checkReuse(checkOptionsObject('options', options).reuse)
+    return this.#take(reuse) ?? null
   }
 
   /**
@@ -756,9 +838,10 @@ class Channel {
     const timeout = checkTimeout(options.timeout)
     const signal = checkSignal(options.signal)
     if (signal !== undefined && signal.aborted) throw abortError(signal)
-    const lease = this.#take()
+    const reuse = checkReuse(options.reuse)
+    const lease = this.#take(reuse)
     if (lease !== undefined) return lease
-    return parkAsync(this.#recvSite, () => this.#take(), timeout, signal, 'recv')
+    return parkAsync(this.#recvSite, () => this.#take(reuse), timeout, signal, 'recv')
   }
 
   /**
@@ -769,13 +852,19 @@ class Channel {
     options = checkOptionsObject('options', options)
     const timeout = checkTimeout(options.timeout)
     const spin = options.spin === undefined ? this.#spin : checkSpin(options.spin)
-    let lease = this.#take()
-    if (lease !== undefined) return lease
-    if (spinUntil(this.#i32, ENQUEUE, DEQUEUE, spin, true)) {
-      lease = this.#take()
-      if (lease !== undefined) return lease
+    const reuse = checkReuse(options.reuse)
+    let lease = this.#take(reuse)
+    // Positions that differ can still mean "claimed, not yet published": keep polling then.
+    for (let budget = spin; lease === undefined && budget > 0;) {
+      budget -= spinForSent(this.#i32, this.#mask, budget)
+      lease = this.#take(reuse)
     }
-    return parkSync(this.#recvSite, () => this.#take(), timeout, 'recvSync')
+    return lease === undefined ? this.#parkToRecv(timeout, reuse) : lease
+  }
+
+  /** Kept apart from recvSync so its closure is only allocated when the thread parks. */
+  #parkToRecv(timeout, reuse) {
+    return parkSync(this.#recvSite, () => this.#take(reuse), timeout, 'recvSync')
   }
 
   /**
@@ -817,7 +906,7 @@ class Channel {
       }
       const slot = status >>> 1
       wake ||= (status & 1) === 1
-      out.push(new Lease(state, slot, state.generation(slot), state.recordedLength(slot)))
+      out.push(state.lease(slot, state.recordedLength(slot), undefined))
     }
     if (wake) wakeAll(this.#i32, OFFSETS.sendEpoch >>> 2)
     return out
