@@ -1076,3 +1076,57 @@ describe('a scribbled region', () => {
     }
   })
 })
+
+// ---- allocation-free hot loops ---------------------------------------------------------------------
+
+describe('reuse: re-arming a lease object that is no longer owned', () => {
+  it('tryAcquire and acquireSync re-arm a released lease instead of allocating', () => {
+    const pool = new SharedPool({ slotSize: 32, slots: 2 })
+    const first = pool.tryAcquire()
+    const { slot, generation } = first
+    first.bytes[0] = 42
+    first.release()
+    const again = pool.tryAcquire({ reuse: first })
+    assert.equal(again, first, 'the same object comes back')
+    assert.equal(again.owned, true)
+    assert.equal(again.slot, slot, 'LIFO free list: the same slot')
+    assert.equal(again.generation, generation + 1, 'with a new generation')
+    assert.equal(again.bytes[0], 42)
+    again.release()
+    const synced = pool.acquireSync({ reuse: again })
+    assert.equal(synced, first)
+    assert.equal(synced.owned, true)
+    synced.release()
+    assert.equal(pool.stats().inUse, 0)
+  })
+
+  it('refuses a lease that is still owned, before taking any slot', () => {
+    const pool = new SharedPool({ slotSize: 32, slots: 2 })
+    const held = pool.tryAcquire()
+    assert.throws(() => pool.tryAcquire({ reuse: held }), { code: 'ERR_SABPOOL_LEASE_IN_USE' })
+    assert.throws(() => pool.acquireSync({ reuse: held }), { code: 'ERR_SABPOOL_LEASE_IN_USE' })
+    assert.throws(() => pool.tryAcquire({ reuse: { slot: 0 } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+    assert.equal(pool.stats().inUse, 1, 'no slot was taken by the refused calls')
+    held.release()
+  })
+
+  it('a sent lease can be re-armed by the receive that gets it back', () => {
+    const { Channel } = require('..')
+    const pool = new SharedPool({ slotSize: 32, slots: 2 })
+    const channel = new Channel(pool, { capacity: 2 })
+    const lease = pool.tryAcquire()
+    lease.bytes[1] = 7
+    assert.equal(channel.trySend(lease, 3), true)
+    assert.equal(lease.owned, false)
+    const got = channel.tryRecv({ reuse: lease })
+    assert.equal(got, lease)
+    assert.equal(got.owned, true)
+    assert.equal(got.length, 3)
+    assert.equal(got.bytes[1], 7)
+    assert.throws(() => channel.tryRecv({ reuse: lease }), { code: 'ERR_SABPOOL_LEASE_IN_USE' })
+    got.release()
+    assert.equal(channel.tryRecv({ reuse: got }), null, 'empty: nothing to re-arm for')
+    assert.equal(got.owned, false, 'an empty receive leaves the lease as it was')
+    assert.equal(pool.stats().inUse, 0)
+  })
+})
