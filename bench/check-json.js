@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+'use strict'
+// Validates a `node bench/index.js --json FILE` report: every (mechanism, size, metric) cell is
+// present and a finite number, and so are the parked, cold-start and break-even numbers. It never
+// judges timings; it does fail on payload mismatches (a correctness failure, not a timing).
+//
+//   node bench/check-json.js FILE [--all]
+//     --all   also require every known mechanism (not just those the run was configured with)
+// Exit status: 0 valid, 1 invalid (each problem on stderr), 2 usage or unreadable file.
+
+const fs = require('node:fs')
+const { ids } = require('./mechanisms/index.js')
+const { SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, COLD_START_METRICS, getPath } = require('./schema.js')
+
+function validate(res, { all = false } = {}) {
+  const problems = []
+  const num = (v) => typeof v === 'number' && Number.isFinite(v)
+  const need = (obj, path, where) => {
+    if (!num(getPath(obj, path))) problems.push(`${where}: ${path} is ${JSON.stringify(getPath(obj, path))}, not a finite number`)
+  }
+  if (res === null || typeof res !== 'object') return ['not a JSON object']
+  if (res.schema !== SCHEMA) problems.push(`schema is ${JSON.stringify(res.schema)}, expected ${SCHEMA}`)
+  for (const k of ['date', 'node', 'v8', 'cpu', 'os']) if (typeof res.meta?.[k] !== 'string' || res.meta[k] === '') problems.push(`meta.${k} missing`)
+  if (!num(res.meta?.cores)) problems.push('meta.cores missing')
+  const sizes = res.config?.sizes
+  const mechanisms = res.config?.mechanisms
+  if (!Array.isArray(sizes) || sizes.length === 0 || !sizes.every(num)) return [...problems, 'config.sizes missing or not numbers']
+  if (!Array.isArray(mechanisms) || mechanisms.length === 0) return [...problems, 'config.mechanisms missing']
+  if (all) for (const id of ids) if (!mechanisms.includes(id)) problems.push(`mechanism ${id} was not run (--all)`)
+  if (!Array.isArray(res.cells)) return [...problems, 'cells missing']
+
+  let checked = 0
+  for (const id of mechanisms) {
+    for (const size of sizes) {
+      const where = `${id} @ ${size} B`
+      const cell = res.cells.find((c) => c.mechanism === id && c.size === size)
+      if (cell === undefined) {
+        problems.push(`${where}: cell missing`)
+        continue
+      }
+      for (const path of CELL_METRICS) need(cell, path, where)
+      if (cell.group !== 'postMessage') {
+        for (const [key, refs] of Object.entries(RATIOS)) {
+          if (refs.some((r) => mechanisms.includes(r))) need(cell, `ratios.${key}`, where)
+        }
+      }
+      if ((cell.verify?.main ?? 0) + (cell.verify?.worker ?? 0) > 0) problems.push(`${where}: ${cell.verify.main + cell.verify.worker} payload mismatches`)
+      checked++
+    }
+  }
+
+  const parkedIds = ['channel', 'ring'].filter((id) => mechanisms.includes(id))
+  if (parkedIds.length > 0) {
+    for (const id of [...parkedIds, 'tiny']) {
+      const p = (res.parked ?? []).find((x) => x.mechanism === id)
+      if (p === undefined) problems.push(`parked ${id}: missing`)
+      else for (const path of PARKED_METRICS) need(p, path, `parked ${id}`)
+    }
+  }
+  for (const path of COLD_START_METRICS) need(res.coldStart, path, 'coldStart')
+  if (mechanisms.includes('clone-bytes') && mechanisms.includes('channel')) {
+    for (const size of sizes) {
+      const b = (res.breakEven ?? []).find((x) => x.size === size)
+      if (b === undefined) {
+        problems.push(`breakEven @ ${size} B: missing`)
+        continue
+      }
+      for (const k of ['clone', 'sabpoolBusy', 'sabpoolIdle']) for (const f of ['roundTrip', 'transfer', 'reused', 'oneShot']) need(b, `${k}.${f}`, `breakEven @ ${size} B`)
+    }
+  }
+  return problems.length ? problems : { cells: checked, metrics: CELL_METRICS.length }
+}
+
+function main(argv) {
+  const files = argv.filter((a) => !a.startsWith('--'))
+  const all = argv.includes('--all')
+  if (files.length !== 1 || argv.some((a) => a.startsWith('--') && a !== '--all')) {
+    process.stderr.write('usage: node bench/check-json.js FILE [--all]\n')
+    return 2
+  }
+  let res
+  try {
+    res = JSON.parse(fs.readFileSync(files[0], 'utf8'))
+  } catch (err) {
+    process.stderr.write(`cannot read ${files[0]}: ${err.message}\n`)
+    return 2
+  }
+  const out = validate(res, { all })
+  if (Array.isArray(out)) {
+    for (const p of out) process.stderr.write(`${p}\n`)
+    process.stderr.write(`${files[0]}: ${out.length} problem(s)\n`)
+    return 1
+  }
+  process.stdout.write(`${files[0]}: ok (${out.cells} cells × ${out.metrics} metrics, plus parked, cold start, break-even)\n`)
+  return 0
+}
+
+if (require.main === module) process.exitCode = main(process.argv.slice(2))
+
+module.exports = { validate }

@@ -1,0 +1,121 @@
+'use strict'
+// Command line: presets and option parsing.
+
+const { ids } = require('./mechanisms/index.js')
+
+const USAGE = `usage: node bench/index.js [options]
+
+  --quick            smoke run (< 30 s): sizes 1 KiB and 1 MiB, short phases; every mechanism and metric
+  --full             adds 64 MiB payloads
+  --sizes LIST       payload sizes, e.g. 1k,64k,1m,16m (suffixes k, m, g = KiB, MiB, GiB; bytes otherwise)
+  --only LIST        mechanisms: ${ids.join(', ')}
+                     (a prefix selects a family: clone, channel; also: sabpool, floor, postMessage)
+  --json FILE        write every number and the run's metadata as JSON
+  --svg FILE         write a latency-vs-size chart (log-log) as SVG
+  -h, --help         this text
+
+Progress goes to stderr, the report to stdout.`
+
+const KIB = 1024
+const MIB = 1024 * KIB
+
+const PRESETS = {
+  default: {
+    sizes: [KIB, 64 * KIB, MIB, 16 * MIB],
+    warmupMs: 100, // per cell, time-bounded (at least one round trip)
+    phaseMs: 300, // round-trip phase and sender-blocked phase, each
+    minIters: 5,
+    maxIters: 20000,
+    heapBudgetMs: 200,
+    heapMaxIters: 5000,
+    streamMs: 400,
+    streamRepeats: 5,
+    parkedIters: 200,
+    pauseMs: 5,
+    coldStartRepeats: 7,
+    amortiseTasks: 1000,
+  },
+  quick: {
+    sizes: [KIB, MIB],
+    warmupMs: 20,
+    phaseMs: 40,
+    minIters: 3,
+    maxIters: 3000,
+    heapBudgetMs: 30,
+    heapMaxIters: 1000,
+    streamMs: 60,
+    streamRepeats: 3,
+    parkedIters: 30,
+    pauseMs: 5,
+    coldStartRepeats: 3,
+    amortiseTasks: 1000,
+  },
+}
+
+/** '64k' → 65536, '1m' → 1048576, '1000' → 1000. */
+function parseSize(text) {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(k|kb|kib|m|mb|mib|g|gb|gib|b)?\s*$/i.exec(text)
+  if (m === null) throw new Error(`bad size ${JSON.stringify(text)} (use e.g. 1k, 64k, 1m, 16m)`)
+  const unit = (m[2] || 'b')[0].toLowerCase()
+  const bytes = Math.round(Number(m[1]) * { b: 1, k: KIB, m: MIB, g: 1024 * MIB }[unit])
+  if (!(bytes >= 64 && bytes <= 1024 * MIB)) throw new Error(`size ${text} out of range (64 bytes to 1 GiB)`)
+  return bytes
+}
+
+const ALIASES = {
+  sabpool: ['ticket', 'channel', 'channel-spin'],
+  floor: ['ring'],
+  postmessage: ['clone-bytes', 'clone-matrix', 'clone-objects', 'transfer'],
+}
+
+function parseOnly(text) {
+  const chosen = new Set()
+  for (const raw of text.split(',')) {
+    const name = raw.trim().toLowerCase()
+    if (name === '') continue
+    const hits = ALIASES[name] ?? ids.filter((id) => id === name || id.startsWith(`${name}-`))
+    if (hits.length === 0) throw new Error(`unknown mechanism ${JSON.stringify(raw)}; known: ${ids.join(', ')}`)
+    for (const id of hits) chosen.add(id)
+  }
+  if (chosen.size === 0) throw new Error('--only needs at least one mechanism')
+  return ids.filter((id) => chosen.has(id)) // report order
+}
+
+function parseArgs(argv) {
+  const opts = { quick: false, full: false, sizes: null, only: null, json: null, svg: null, help: false }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
+    const value = () => {
+      if (inline !== undefined) return inline
+      const v = argv[++i]
+      if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`)
+      return v
+    }
+    switch (flag) {
+      case '--quick': opts.quick = true; break
+      case '--full': opts.full = true; break
+      case '--sizes': opts.sizes = [...new Set(value().split(',').filter((s) => s.trim() !== '').map(parseSize))].sort((a, b) => a - b); break
+      case '--only': opts.only = parseOnly(value()); break
+      case '--json': opts.json = value(); break
+      case '--svg': opts.svg = value(); break
+      case '-h': case '--help': opts.help = true; break
+      default: throw new Error(`unknown option ${arg}`)
+    }
+  }
+  if (opts.quick && opts.full) throw new Error('--quick and --full exclude each other')
+  if (opts.sizes !== null && opts.sizes.length === 0) throw new Error('--sizes needs at least one size')
+  return opts
+}
+
+/** The run's configuration: a preset, then the options. */
+function configure(opts) {
+  const preset = opts.quick ? 'quick' : opts.full ? 'full' : 'default'
+  const cfg = { preset, ...(opts.quick ? PRESETS.quick : PRESETS.default) }
+  cfg.sizes = opts.sizes ?? (opts.full ? [...cfg.sizes, 64 * MIB] : cfg.sizes)
+  cfg.mechanisms = opts.only ?? ids
+  cfg.parkedSize = KIB
+  return cfg
+}
+
+module.exports = { USAGE, parseArgs, parseSize, configure }

@@ -1,0 +1,176 @@
+#!/usr/bin/env node
+'use strict'
+// sabpool's built-in benchmark: every mechanism, side by side, in one run on this machine.
+//   node bench/index.js [--quick | --full] [--sizes 1k,1m] [--only channel,clone] [--json FILE] [--svg FILE]
+// The report goes to stdout, progress to stderr. See README.md ("npm run bench") and --help.
+
+const { spawnSync } = require('node:child_process')
+
+// Every cell starts from a full GC, and the heap window needs one: re-run with --expose-gc.
+if (typeof global.gc !== 'function') {
+  const r = spawnSync(process.execPath, ['--expose-gc', ...process.execArgv, __filename, ...process.argv.slice(2)], { stdio: 'inherit' })
+  process.exit(r.status ?? 1)
+}
+
+const fs = require('node:fs')
+const { USAGE, parseArgs, configure } = require('./cli.js')
+const { MECHANISMS, TINY, get } = require('./mechanisms/index.js')
+const { WorkerHost } = require('./host.js')
+const { runCell, runParked } = require('./runner.js')
+const { timerOverheadNs, stopObservingGc } = require('./harness.js')
+const { measureColdStart } = require('./coldstart.js')
+const { collectMeta } = require('./meta.js')
+const { addRatios, breakEven, targets } = require('./analysis.js')
+const { render, fmtSize } = require('./report.js')
+const { renderSvg } = require('./svg.js')
+const { SCHEMA } = require('./schema.js')
+const cpu = require('./cpuload.js')
+
+/** Cells during which other processes used more than this many cores get flagged. */
+const NOISY = 0.25
+
+/** "[12/40] channel 1 MiB — round trip ×5000 (1:23)" on stderr; rewritten in place on a terminal. */
+class Progress {
+  constructor(total) {
+    this.total = total
+    this.done = 0
+    this.label = ''
+    this.start = performance.now()
+    this.tty = process.stderr.isTTY === true
+  }
+
+  #elapsed() {
+    const s = Math.round((performance.now() - this.start) / 1000)
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`
+  }
+
+  step(label) {
+    this.done++
+    this.label = `[${this.done}/${this.total}] ${label}`
+    if (!this.tty) process.stderr.write(`${this.label} (${this.#elapsed()})\n`)
+    else this.phase('')
+  }
+
+  phase(what) {
+    if (!this.tty) return
+    const line = `${this.label}${what ? ` — ${what}` : ''} (${this.#elapsed()})`
+    process.stderr.write(`\r\x1b[2K${line.slice(0, (process.stderr.columns || 100) - 1)}`)
+  }
+
+  finish() {
+    if (this.tty) process.stderr.write('\r\x1b[2K')
+    process.stderr.write(`done in ${((performance.now() - this.start) / 1000).toFixed(1)} s\n`)
+  }
+}
+
+async function main() {
+  let opts
+  try {
+    opts = parseArgs(process.argv.slice(2))
+  } catch (err) {
+    process.stderr.write(`${err.message}\n\n${USAGE}\n`)
+    return 2
+  }
+  if (opts.help) {
+    process.stdout.write(`${USAGE}\n`)
+    return 0
+  }
+  const cfg = configure(opts)
+  const mechanisms = MECHANISMS.filter((m) => cfg.mechanisms.includes(m.id))
+  const parkedMechanisms = mechanisms.filter((m) => m.id === 'channel' || m.id === 'ring')
+  if (parkedMechanisms.length > 0) parkedMechanisms.push(TINY)
+
+  const started = performance.now()
+  const meta = collectMeta(process.argv.slice(2))
+  const progress = new Progress(2 + cfg.sizes.length * mechanisms.length + parkedMechanisms.length)
+
+  progress.step('timer overhead, CPU idle probe')
+  const othersBefore = await cpu.idleProbe(cfg.preset === 'quick' ? 200 : 500)
+  const cpuRun0 = cpu.sample()
+  const timer = { overheadNs: timerOverheadNs() }
+
+  progress.step('worker cold start')
+  const coldStart = await measureColdStart(cfg.coldStartRepeats, (name) => progress.phase(name))
+
+  const hosts = new Map()
+  for (const m of [...mechanisms, ...parkedMechanisms]) {
+    if (hosts.has(m.id)) continue
+    const host = new WorkerHost(m.id)
+    hosts.set(m.id, host)
+    await host.next() // hello
+  }
+
+  const cells = []
+  const parked = []
+  try {
+    // Size-major order: all mechanisms of one size run close together in time.
+    for (const size of cfg.sizes) {
+      for (const m of mechanisms) {
+        progress.step(`${m.id} ${fmtSize(size)}`)
+        const cell = await runCell(hosts.get(m.id), m, size, cfg, (p) => progress.phase(p))
+        cells.push({ ...cell, label: m.label, short: m.short, group: m.group })
+      }
+    }
+    for (const m of parkedMechanisms) {
+      progress.step(`${m.id} parked`)
+      const p = await runParked(hosts.get(m.id), m, cfg.parkedSize, cfg, (ph) => progress.phase(ph))
+      parked.push({ ...p, label: m.label, short: m.short })
+    }
+  } finally {
+    await Promise.all([...hosts.values()].map((h) => h.close()))
+    stopObservingGc()
+  }
+  const othersDuring = cpu.othersCores(cpuRun0, cpu.sample())
+  progress.finish()
+
+  addRatios(cells)
+  const res = {
+    schema: SCHEMA,
+    meta,
+    config: cfg,
+    timer,
+    cpu: { othersCoresBefore: othersBefore, othersCoresDuring: othersDuring, noisyThresholdCores: NOISY },
+    durationMs: performance.now() - started,
+    units: { time: 'ns', bytes: 'bytes', rate: 'messages per second', gbPerSec: '1e9 payload bytes per second' },
+    cells,
+    parked,
+    coldStart,
+    breakEven: breakEven(cells, parked, coldStart, cfg.sizes, cfg.amortiseTasks, NOISY),
+    targets: [],
+    methods: {
+      roundTrip: 'main stamps the first and last byte, sends; the worker reads both and sends the payload back; main reads both. One performance.now() pair per sample.',
+      sendBlocked: 'duration of the send call alone (postMessage(...), handoff()+postMessage(ticket), channel.sendSync, ring push), in a separate pass.',
+      mainWait: 'postMessage mechanisms, including the sabpool ticket (its reply is a postMessage): main waits in its event loop; sabpool channel and the floor: main blocks in recvSync / ring pop (spin, then Atomics.wait).',
+      throughput: 'main sends as fast as it can with at most `window` messages in flight; the worker touches each payload and releases/acks it; median of `repeats` windows.',
+      heap: 'global.gc(), then process.memoryUsage() heapUsed/arrayBuffers before and after n untimed round trips on the main thread; windows with a GC inside (PerformanceObserver "gc") are retried with half n; the allocation of memoryUsage() itself is subtracted.',
+      rss: 'process RSS after the cell minus RSS after its warm-up (process-wide, includes the worker).',
+      parked: 'main sleeps pauseMs (Atomics.wait) before each round trip so the worker has parked.',
+      coldStart: 'new Worker(file) until its first message arrives; one untimed start first.',
+    },
+  }
+  res.targets = targets(cells, parked, cfg.sizes, NOISY)
+
+  process.stdout.write(render(res))
+  if (opts.json) {
+    fs.writeFileSync(opts.json, `${JSON.stringify(res, null, 2)}\n`)
+    process.stderr.write(`wrote ${opts.json}\n`)
+  }
+  if (opts.svg) {
+    fs.writeFileSync(opts.svg, renderSvg(res))
+    process.stderr.write(`wrote ${opts.svg}\n`)
+  }
+  const bad = cells.filter((c) => c.verify.main + c.verify.worker > 0).length + parked.filter((p) => p.verify.main + p.verify.worker > 0).length
+  if (bad > 0) {
+    process.stderr.write(`error: ${bad} cell(s) received payloads with the wrong content (see "check")\n`)
+    return 1
+  }
+  return 0
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`\nbenchmark failed: ${err && err.stack ? err.stack : err}\n`)
+    process.exit(1)
+  },
+)

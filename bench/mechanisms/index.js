@@ -1,0 +1,45 @@
+'use strict'
+// The registry of mechanisms, in report order.
+//
+// Every mechanism module has the same shape. Main thread side (`st` is its per-cell state):
+//   setup(size, window, port) → { st, init }   `init` is posted to the worker's `worker.setup`
+//   beginPhase(st, mode) / endPhase(st, mode)   mode 'echo' (round trips) or 'sink' (streaming);
+//                                               a sync mechanism's endPhase ends the worker's loop
+//   prepare(st)   stamp the payload (timed in round trips, not in "sender blocked")
+//   send(st)      the send call itself: exactly what "sender blocked" times
+//   wait(st)      sync mechanisms: block until the reply arrives and touch it
+//   onMessage(st, msg)  async (postMessage) mechanisms: handle a reply, then call st.onReply()
+//                       (echo) or st.onAck() (sink)
+//   streamSend(st)      one streamed message (sync mechanisms may block for a free slot)
+//   streamDrain(st)     sync mechanisms: block until the worker has consumed everything
+//   teardown(st)
+// Worker side (`worker`): setup(init, port) → w; onMessage(w, msg) (async) or run(w) (sync, a
+// blocking loop until the end-of-phase message; w.mode says echo or sink); abort(w); teardown(w).
+// Functions never use `this`, so the harness may call them unbound.
+
+const { makeClone } = require('./clone.js')
+const { makeChannel } = require('./channel.js')
+
+const MECHANISMS = [
+  makeClone({ id: 'clone-bytes', label: 'postMessage clone of a Uint8Array', short: 'clone Uint8Array', kind: 'bytes' }),
+  makeClone({ id: 'clone-matrix', label: 'postMessage clone of { matrix: Array(bytes/8) }', short: 'clone {matrix}', kind: 'matrix' }),
+  makeClone({ id: 'clone-objects', label: 'postMessage clone of bytes/32 × { id, name, value }', short: 'clone [{id,name,value}]', kind: 'objects' }),
+  require('./transfer.js'),
+  require('./ticket.js'),
+  makeChannel({ id: 'channel', label: 'sabpool Channel, default wake strategy', short: 'sabpool channel', spin: undefined }),
+  makeChannel({ id: 'channel-spin', label: 'sabpool Channel, tuned: spin only and lease reuse ({ spin: 1e9, reuse })', short: 'sabpool channel tuned', spin: 1e9 }),
+  require('./ring.js'),
+]
+
+/** Only used by the parked-latency section: the smallest possible postMessage round trip. */
+const TINY = makeClone({ id: 'tiny', label: 'postMessage of a number (tiny)', short: 'postMessage tiny', kind: 'tiny' })
+
+const ALL = new Map([...MECHANISMS, TINY].map((m) => [m.id, m]))
+
+function get(id) {
+  const m = ALL.get(id)
+  if (m === undefined) throw new Error(`unknown mechanism ${id}`)
+  return m
+}
+
+module.exports = { MECHANISMS, TINY, get, ids: MECHANISMS.map((m) => m.id) }

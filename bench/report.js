@@ -1,0 +1,276 @@
+'use strict'
+// The text report (stdout).
+
+const { cellOf } = require('./analysis.js')
+
+// ---- formatting -------------------------------------------------------------------------------------
+
+function num3(v) {
+  const a = Math.abs(v)
+  if (a >= 100) return Math.round(v).toLocaleString('en-US')
+  if (a >= 10) return v.toFixed(1)
+  return v.toFixed(2)
+}
+
+const TIME_UNITS = [[1e9, 's'], [1e6, 'ms'], [1e3, 'µs'], [1, 'ns']]
+
+function timeUnit(ns) {
+  for (const u of TIME_UNITS) if (Math.abs(ns) >= u[0]) return u
+  return TIME_UNITS[TIME_UNITS.length - 1]
+}
+
+function fmtNs(ns) {
+  if (ns === null || ns === undefined || Number.isNaN(ns)) return '–'
+  const [div, unit] = timeUnit(ns)
+  return unit === 'ns' ? `${Math.round(ns)} ns` : `${num3(ns / div)} ${unit}`
+}
+
+function fmtRange(lo, hi) {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return '–'
+  if (timeUnit(lo)[1] !== timeUnit(hi)[1] && lo < timeUnit(hi)[0] / 10) return `${fmtNs(lo)}–${fmtNs(hi)}`
+  const [div, unit] = timeUnit(hi)
+  const f = (v) => (unit === 'ns' ? String(Math.round(v)) : num3(v / div))
+  return `${f(lo)}–${f(hi)} ${unit}`
+}
+
+function fmtSize(bytes) {
+  if (bytes >= 1 << 30 && bytes % (1 << 30) === 0) return `${bytes / (1 << 30)} GiB`
+  if (bytes >= 1 << 20) return `${+(bytes / (1 << 20)).toFixed(2)} MiB`
+  if (bytes >= 1024) return `${+(bytes / 1024).toFixed(2)} KiB`
+  return `${bytes} B`
+}
+
+function fmtBytes(b) {
+  if (!Number.isFinite(b)) return '–'
+  const a = Math.abs(b)
+  if (a < 1024) return `${Math.round(b)} B`
+  if (a < 1 << 20) return `${(b / 1024).toFixed(1)} KiB`
+  return `${(b / (1 << 20)).toFixed(1)} MiB`
+}
+
+function fmtSignedMiB(b) {
+  const v = b / (1 << 20)
+  return `${v >= 0 ? '+' : ''}${v.toFixed(1)} MiB`
+}
+
+function fmtRate(perSec) {
+  if (!Number.isFinite(perSec)) return '–'
+  if (perSec >= 1e6) return `${num3(perSec / 1e6)} M/s`
+  if (perSec >= 1e3) return `${num3(perSec / 1e3)} k/s`
+  return `${num3(perSec)} /s`
+}
+
+function fmtRateRange(lo, hi) {
+  const [div, unit] = hi >= 1e6 ? [1e6, 'M'] : hi >= 1e3 ? [1e3, 'k'] : [1, '']
+  return `${num3(lo / div)}–${num3(hi / div)}${unit ? ` ${unit}` : ''}`
+}
+
+function fmtParks(p, n) {
+  const per = (p.mainRecvWaits + p.workerRecvWaits + p.sendWaits + p.poolWaits) / n
+  return `${(per * 100).toFixed(per < 0.1 ? 1 : 0)}%`
+}
+
+function fmtTimes(x) {
+  return x === null || x === undefined ? '–' : `${num3(x)}×`
+}
+
+/** A plain-text table; `align` per column: 'l' or 'r'. Rows that are null print a blank line. */
+function table(headers, rows, align) {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.filter(Boolean).map((r) => String(r[i]).length)))
+  const line = (cells) => cells.map((c, i) => (align[i] === 'l' ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ').trimEnd()
+  const out = [line(headers), widths.map((w) => '─'.repeat(w)).join('  ')]
+  for (const r of rows) out.push(r === null ? '' : line(r))
+  return out.join('\n')
+}
+
+// ---- sections -----------------------------------------------------------------------------------------
+
+const noisy = (res, x) => x.cpu && x.cpu.othersCores !== null && x.cpu.othersCores > res.cpu.noisyThresholdCores
+const name = (res, x) => `${x.short}${noisy(res, x) ? ' !' : ''}`
+
+function cpuLine(res) {
+  const c = res.cpu
+  if (c.othersCoresBefore === null) return 'CPU use by other processes: unknown (needs Linux /proc/stat).'
+  const cells = [...res.cells, ...res.parked].filter((x) => noisy(res, x)).length
+  const f = (v) => v.toFixed(2)
+  let line = `CPU taken by other processes: ${f(c.othersCoresBefore)} of ${res.meta.cores} cores just before the run, ${f(c.othersCoresDuring)} on average during it.`
+  if (cells > 0) {
+    line += `\nWARNING: in ${cells} cell(s), marked "!", other processes used more than ${c.noisyThresholdCores} cores: spinning and` +
+      '\nwake-up numbers there measure the contention (time slices, context switches), not the mechanism. Re-run on an idle machine.'
+  }
+  return line
+}
+
+function header(res) {
+  const m = res.meta
+  return [
+    `sabpool ${m.sabpool} benchmark — ${m.date}`,
+    `${m.cpu}, ${m.cores} cores, ${m.os}; Node ${m.node} (V8 ${m.v8}); preset ${res.config.preset}; run took ${(res.durationMs / 1000).toFixed(1)} s`,
+    `Timer: performance.now() costs ≈${Math.round(res.timer.overheadNs)} ns; every latency sample includes one call. Medians (p50) with p10–p90 and p99.`,
+    cpuLine(res),
+  ].join('\n')
+}
+
+function groupedRows(res, fn) {
+  const rows = []
+  for (const size of res.config.sizes) {
+    if (rows.length) rows.push(null)
+    for (const id of res.config.mechanisms) {
+      const c = cellOf(res.cells, id, size)
+      if (c) rows.push(fn(c))
+    }
+  }
+  return rows
+}
+
+function latencyTable(res) {
+  const rows = groupedRows(res, (c) => [
+    fmtSize(c.size),
+    name(res, c),
+    fmtNs(c.rt.p50),
+    fmtRange(c.rt.p10, c.rt.p90),
+    fmtNs(c.rt.p99),
+    fmtNs(c.send.p50),
+    fmtRange(c.send.p10, c.send.p90),
+    c.ratios ? fmtTimes(c.ratios.vsClone) : '',
+    c.ratios ? fmtTimes(c.ratios.vsGraph) : '',
+    c.ratios ? fmtTimes(c.ratios.vsTransfer) : '',
+    c.ratios ? fmtTimes(c.ratios.vsFloor) : '',
+    c.parks ? fmtParks(c.parks.roundTrip, c.rt.n) : '',
+  ])
+  return [
+    'ROUND TRIP (payload there and back: the receiver touches the first and last byte and replies with it)',
+    'and SENDER BLOCKED (duration of the send call alone). Ratios use round-trip medians of the same size:',
+    '×clone / ×graph / ×transfer = times faster than that mechanism (×graph: the faster of the two graph clones);',
+    'floor = times slower than the hand-rolled ring (1× = as fast as hand-written Atomics code).',
+    'parked (sabpool channels) = receive waits that had to sleep (main + worker) per timed round trip: a park costs a wake-up.',
+    table(
+      ['size', 'mechanism', 'rt p50', 'rt p10–p90', 'rt p99', 'send p50', 'send p10–p90', '×clone', '×graph', '×transfer', 'floor', 'parked'],
+      rows,
+      ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
+  ].join('\n')
+}
+
+function streamTable(res) {
+  const rows = groupedRows(res, (c) => [
+    fmtSize(c.size),
+    name(res, c),
+    String(c.window),
+    fmtRate(c.throughput.msgsPerSec.p50),
+    fmtRateRange(c.throughput.msgsPerSec.p10, c.throughput.msgsPerSec.p90),
+    num3(c.throughput.gbPerSec),
+    fmtBytes(c.heap.bytesPerRoundTrip) + (c.heap.gcInside ? '*' : ''),
+    fmtBytes(c.heap.arrayBufferBytesPerRoundTrip) + (c.heap.gcInside ? '*' : ''),
+    fmtSignedMiB(c.rss.growthBytes),
+    `${c.rt.n}/${c.heap.n}/${c.throughput.messages}`,
+    c.verify.main + c.verify.worker === 0 ? 'ok' : `BAD ${c.verify.main + c.verify.worker}`,
+  ])
+  const anyGc = res.cells.some((c) => c.heap.gcInside)
+  return [
+    'STREAMING (the main thread sends as fast as it can with at most `win` messages in flight; the worker touches',
+    'each payload and releases the slot / acks) and MEMORY (main thread). GB/s = payload bytes made available to the',
+    'worker per second (copied for clones, moved for transfer/sabpool/ring). heap and ArrayBuffer = bytes the main',
+    'thread allocated per round trip (one send + one receive), from memoryUsage() deltas across a GC-free window.',
+    'RSS Δ = process RSS after the cell minus after its warm-up. n = round trips timed / heap window / messages streamed.',
+    table(
+      ['size', 'mechanism', 'win', 'msgs/s p50', 'p10–p90', 'GB/s', 'heap/rt', 'ArrayBuffer/rt', 'RSS Δ', 'n rt/heap/stream', 'check'],
+      rows,
+      ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+    ),
+    anyGc ? '* a GC ran inside every heap window tried: the value is a lower bound.' : '',
+  ].join('\n')
+}
+
+function parkedTable(res) {
+  if (res.parked.length === 0) return ''
+  const rows = res.parked.map((p) => [
+    name(res, p),
+    fmtNs(p.busy.rt.p50),
+    fmtRange(p.busy.rt.p10, p.busy.rt.p90),
+    fmtNs(p.parked.rt.p50),
+    fmtRange(p.parked.rt.p10, p.parked.rt.p90),
+    fmtNs(p.parked.rt.p99),
+    fmtNs(p.busy.send.p50),
+    fmtNs(p.parked.send.p50),
+    String(p.parked.rt.n),
+  ])
+  return [
+    `WAKE-UP: round trips back to back (busy) and with the main thread sleeping ${res.config.pauseMs} ms before each one, so the worker`,
+    `has parked (Atomics.wait, or its idle event loop for postMessage); ${fmtSize(res.config.parkedSize)} slots, a number for postMessage.`,
+    table(
+      ['mechanism', 'busy rt p50', 'busy p10–p90', 'parked rt p50', 'parked p10–p90', 'parked p99', 'busy send', 'parked send', 'n'],
+      rows,
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
+  ].join('\n')
+}
+
+function breakEvenSection(res) {
+  const cs = res.coldStart
+  const lines = [
+    `WORKER COLD START (new Worker → first message, ${cs.plain.n} starts each): plain ${fmtNs(cs.plain.p50)} (${fmtRange(cs.plain.p10, cs.plain.p90)}),`,
+    `with sabpool loaded and a pool attached ${fmtNs(cs.sabpool.p50)} (${fmtRange(cs.sabpool.p10, cs.sabpool.p90)}).`,
+  ]
+  if (res.breakEven.length === 0) return lines.join('\n')
+  const N = res.config.amortiseTasks
+  lines.push(
+    '',
+    `BREAK-EVEN: offloading a task pays when compute > startup / tasks + 2 × transfer, with 2 × transfer = the measured`,
+    `round trip (input there, same-size result back). "reused" amortises the cold start over ${N} tasks on one worker;`,
+    `"one-shot" pays it for one task. sabpool busy = the worker is polling (back-to-back tasks); idle = it must be woken`,
+    `(max of the busy round trip and the parked round trip) — the realistic case for tasks longer than the spin window.`,
+  )
+  const rows = res.breakEven.map((b) => [
+    `${fmtSize(b.size)}${b.contended ? ' !' : ''}`,
+    fmtNs(b.clone.roundTrip),
+    fmtNs(b.sabpoolBusy.roundTrip),
+    fmtNs(b.sabpoolIdle.roundTrip),
+    fmtNs(b.clone.reused),
+    b.graph ? fmtNs(b.graph.reused) : '–',
+    fmtNs(b.sabpoolBusy.reused),
+    fmtNs(b.sabpoolIdle.reused),
+    fmtNs(b.clone.oneShot),
+    fmtNs(b.sabpoolIdle.oneShot),
+  ])
+  lines.push(table(
+    ['size', 'clone rt', 'sabpool rt', 'idle rt', `clone ×${N}`, `graph ×${N}`, `sabpool busy ×${N}`, `sabpool idle ×${N}`, 'clone 1-shot', 'sabpool 1-shot'],
+    rows,
+    ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+  ))
+  for (const b of res.breakEven) {
+    lines.push(`${fmtSize(b.size)}${b.contended ? ' (!)' : ''}: on a reused worker, offload tasks computing more than ${fmtNs(b.clone.reused)} with a Uint8Array clone` +
+      (b.graph ? ` (${fmtNs(b.graph.reused)} with the {matrix} graph)` : '') +
+      `, more than ${fmtNs(b.sabpoolBusy.reused)} with sabpool (${fmtNs(b.sabpoolIdle.reused)} if the worker must be woken);` +
+      ` a one-shot worker needs ${fmtNs(b.clone.oneShot)} (clone) or ${fmtNs(b.sabpoolIdle.oneShot)} (sabpool).`)
+  }
+  return lines.join('\n')
+}
+
+function targetsTable(res) {
+  if (res.targets.length === 0) return ''
+  const fmt = (t) => {
+    switch (t.note) {
+      case 'ratio': return `${t.measured.toFixed(2)}×`
+      case 'times': return fmtTimes(t.measured)
+      case 'floor': return `${t.measured.toFixed(2)}× floor`
+      case 'rate': return fmtRate(t.measured)
+      case 'ns': return fmtNs(t.measured)
+      case 'bytes': return `${t.measured.toFixed(1)} B`
+      default: return String(t.measured)
+    }
+  }
+  return [
+    'TARGETS (informative: measured in this run, not asserted; timing targets over several sizes use the cells',
+    'without CPU contention when there are any; "!" = the number still comes from a contended cell)',
+    table(['target', 'measured', ''], res.targets.map((t) => [t.name, fmt(t), `${t.met ? 'met' : 'MISSED'}${t.contended ? ' !' : ''}`]), ['l', 'r', 'l']),
+  ].join('\n')
+}
+
+function render(res) {
+  return [header(res), latencyTable(res), streamTable(res), parkedTable(res), breakEvenSection(res), targetsTable(res)]
+    .filter((s) => s !== '')
+    .join('\n\n') + '\n'
+}
+
+module.exports = { render, fmtNs, fmtSize, fmtBytes, num3 }
