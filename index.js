@@ -877,13 +877,18 @@ class Channel {
     }
     let sent = 0
     let wake = false
-    for (const lease of leases) {
-      const status = lease._sendTo === undefined ? this.#leaseLength(lease) : lease._sendTo(this.#id, this.#leaseLength(lease))
-      if (status === NONE) break
-      wake ||= status === 1
-      sent++
+    try {
+      for (const lease of leases) {
+        const length = this.#leaseLength(lease) // checks it is a Lease first
+        const status = lease._sendTo(this.#id, length)
+        if (status === NONE) break
+        wake ||= status === 1
+        sent++
+      }
+    } finally {
+      // Even when a later lease throws, receivers must learn about the ones already sent.
+      if (wake) wakeAll(this.#i32, OFFSETS.recvEpoch >>> 2)
     }
-    if (wake) wakeAll(this.#i32, OFFSETS.recvEpoch >>> 2)
     return sent
   }
 
