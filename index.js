@@ -9,6 +9,7 @@
 
 const binding = require('./binding.js')
 const { randomInt } = require('node:crypto')
+const diagnostics = require('node:diagnostics_channel')
 
 const {
   poolAcquire,
@@ -195,12 +196,29 @@ function wakeAll(i32, epochIndex) {
  * down mid-wait (no JS runs then) does not leave the shared waiter count raised.
  */
 class WaitSite {
-  constructor(i32, epochIndex, register, noteWait) {
+  constructor(i32, epochIndex, register, noteWait, kind, id) {
     this.i32 = i32
     this.epochIndex = epochIndex
     this.register = register
     this.noteWait = noteWait
+    /** 'pool' or 'channel', and that object's random id: what diagnostics report. */
+    this.kind = kind
+    this.id = id
   }
+}
+
+/**
+ * `diagnostics_channel` named 'sabpool:wait': one message per wait that had to go past the fast
+ * path, `{ kind, id, op, ms, outcome }` (outcome: 'ok', 'timeout', 'abort' or 'error').
+ * Publishing costs nothing while nobody subscribes.
+ */
+const waitChannel = diagnostics.channel('sabpool:wait')
+
+function publishWait(site, op, started, error) {
+  const outcome = error === undefined ? 'ok'
+    : error.code === 'ERR_SABPOOL_TIMEOUT' ? 'timeout'
+      : error.name === 'AbortError' ? 'abort' : 'error'
+  waitChannel.publish({ kind: site.kind, id: site.id, op, ms: performance.now() - started, outcome })
 }
 
 /**
@@ -208,6 +226,19 @@ class WaitSite {
  * Throws ERR_SABPOOL_TIMEOUT at the deadline.
  */
 function parkSync(site, attempt, timeout, what) {
+  if (!waitChannel.hasSubscribers) return parkSyncLoop(site, attempt, timeout, what)
+  const started = performance.now()
+  try {
+    const result = parkSyncLoop(site, attempt, timeout, what)
+    publishWait(site, what, started)
+    return result
+  } catch (error) {
+    publishWait(site, what, started, error)
+    throw error
+  }
+}
+
+function parkSyncLoop(site, attempt, timeout, what) {
   const deadline = performance.now() + timeout
   for (;;) {
     site.register(1)
@@ -232,6 +263,19 @@ const noop = () => {}
  * alive: `Atomics.waitAsync` alone does not (nodejs/node#44729).
  */
 async function parkAsync(site, attempt, timeout, signal, what) {
+  if (!waitChannel.hasSubscribers) return parkAsyncLoop(site, attempt, timeout, signal, what)
+  const started = performance.now()
+  try {
+    const result = await parkAsyncLoop(site, attempt, timeout, signal, what)
+    publishWait(site, what, started)
+    return result
+  } catch (error) {
+    publishWait(site, what, started, error)
+    throw error
+  }
+}
+
+async function parkAsyncLoop(site, attempt, timeout, signal, what) {
   const deadline = performance.now() + timeout
   for (;;) {
     if (signal !== undefined && signal.aborted) throw abortError(signal)
@@ -277,7 +321,7 @@ const SENT = 3
 
 /** Everything a pool's hot paths need, as plain fields (shared by SharedPool and its leases). */
 class PoolState {
-  constructor(buffer, attachment) {
+  constructor(buffer, attachment, trackLeaks) {
     const info = binding.poolDescribe(attachment.id)
     this.attachment = attachment
     this.id = attachment.id
@@ -293,7 +337,35 @@ class PoolState {
     /** Per-slot Uint8Array views, created on first use and reused: no allocation per lease. */
     this.views = new Array(info.slots).fill(undefined)
     this.freeSite = new WaitSite(this.i32, OFFSETS.freeEpoch >>> 2,
-      (delta) => binding.poolWaiting(this.id, delta), () => binding.poolNoteWait(this.id))
+      (delta) => binding.poolWaiting(this.id, delta), () => binding.poolNoteWait(this.id), 'pool', this.uid)
+    /** Set when leak tracking is on: finds leases garbage-collected while still owned. */
+    this.leaks = trackLeaks ? new FinalizationRegistry((record) => this.reclaimLeaked(record)) : undefined
+  }
+
+  /** Leak tracking: remember where a lease was taken, until it is released, handed off or sent. */
+  track(lease) {
+    const where = new Error('acquired here').stack.split('\n').slice(1)
+      .filter((frame) => !frame.includes(__filename)).join('\n')
+    this.leaks.register(lease, { slot: lease.slot, generation: lease.generation, where }, lease)
+  }
+
+  untrack(lease) {
+    this.leaks.unregister(lease)
+  }
+
+  /** A tracked lease was garbage-collected while this thread still owned its slot. */
+  reclaimLeaked({ slot, generation, where }) {
+    let wake
+    try {
+      wake = binding.poolReclaimLease(this.id, slot, generation)
+    } catch {
+      return // detached, or the slot moved on in a way only a scribble could cause: nothing to reclaim
+    }
+    if (wake) this.notifyFree()
+    process.emitWarning(
+      `a lease of slot ${slot} (generation ${generation}) of pool ${this.uid} was garbage-collected without ` +
+      `release(); its slot has been reclaimed. Acquired at:\n${where}`,
+      { type: 'SabpoolWarning', code: 'SABPOOL_LEAKED_LEASE' })
   }
 
   view(slot) {
@@ -318,9 +390,11 @@ class PoolState {
   /** A Lease object for a slot this thread now owns: `reuse` re-armed, or a new one. */
   lease(slot, length, reuse) {
     const generation = this.generation(slot)
-    if (reuse === undefined) return new Lease(this, slot, generation, length)
-    reuse._rearm(this, slot, generation, length)
-    return reuse
+    let lease = reuse
+    if (lease === undefined) lease = new Lease(this, slot, generation, length)
+    else lease._rearm(this, slot, generation, length)
+    if (this.leaks !== undefined) this.track(lease)
+    return lease
   }
 
   tryAcquire(reuse) {
@@ -398,6 +472,7 @@ class Lease {
     const status = poolRelease(pool.id, this.#slot, this.#generation)
     if (status < 0) throw statusError(status, 'release')
     this.#state = RELEASED
+    if (pool.leaks !== undefined) pool.untrack(this)
     if (status === 1) pool.notifyFree()
   }
 
@@ -411,6 +486,7 @@ class Lease {
     const status = poolHandoff(pool.id, this.#slot, this.#generation, this.#length)
     if (status < 0) throw statusError(status, 'handoff')
     this.#state = HANDED_OFF
+    if (pool.leaks !== undefined) pool.untrack(this)
     return { pool: pool.uid, slot: this.#slot, generation: this.#generation, length: this.#length }
   }
 
@@ -425,6 +501,7 @@ class Lease {
     if (status >= 0) {
       this.#state = SENT
       this.#length = length
+      if (pool.leaks !== undefined) pool.untrack(this)
     } else if (status !== NONE) {
       throw statusError(status, 'send')
     }
@@ -471,6 +548,15 @@ function checkLength(value, slotSize) {
 
 const ATTACH = Symbol('attach')
 
+/** Leak tracking is on for a pool when asked for, or for every pool with SABPOOL_TRACK_LEAKS=1. */
+function checkTrackLeaks(value) {
+  if (value === undefined) return process.env.SABPOOL_TRACK_LEAKS === '1'
+  if (typeof value !== 'boolean') {
+    throw makeError(TypeError, 'ERR_INVALID_ARG_TYPE', `trackLeaks must be a boolean, got ${describe(value)}`)
+  }
+  return value
+}
+
 /** Largest SharedArrayBuffer a pool may ask for: V8's limit is 2^53 - 1 bytes on 64-bit. */
 const MAX_REGION_BYTES = Number.MAX_SAFE_INTEGER
 
@@ -494,6 +580,7 @@ class SharedPool {
       const maxParticipants = options.maxParticipants === undefined
         ? OFFSETS.defaultParticipants
         : checkInteger('maxParticipants', options.maxParticipants, 1, OFFSETS.maxParticipants)
+      const trackLeaks = checkTrackLeaks(options.trackLeaks)
       const size = binding.poolRegionSize(slotSize, slots, maxParticipants)
       let buffer
       try {
@@ -505,7 +592,7 @@ class SharedPool {
       }
       const uid = randomInt(1, 0xffffffff)
       const attachment = binding.poolCreate(new Uint8Array(buffer), slotSize, slots, maxParticipants, uid)
-      this.#state = new PoolState(buffer, attachment)
+      this.#state = new PoolState(buffer, attachment, trackLeaks)
     }
     this.#handle = Object.freeze({ kind: HANDLE_KIND, version: LAYOUT_VERSION, buffer: this.#state.buffer })
   }
@@ -513,7 +600,9 @@ class SharedPool {
   /**
    * Attaches to a pool created in another thread, given its `handle`. Same memory, no copy.
    */
-  static attach(handle) {
+  static attach(handle, options) {
+    options = checkOptionsObject('options', options)
+    const trackLeaks = checkTrackLeaks(options.trackLeaks)
     if (handle === null || typeof handle !== 'object' || handle.kind !== HANDLE_KIND) {
       throw makeError(TypeError, 'ERR_SABPOOL_BAD_HANDLE', `SharedPool.attach needs a pool's handle (pool.handle), got ${describe(handle)}`)
     }
@@ -524,7 +613,7 @@ class SharedPool {
       throw makeError(TypeError, 'ERR_SABPOOL_BAD_HANDLE', 'handle.buffer must be the pool\'s SharedArrayBuffer')
     }
     const attachment = binding.poolAttach(new Uint8Array(handle.buffer))
-    return new SharedPool(ATTACH, new PoolState(handle.buffer, attachment))
+    return new SharedPool(ATTACH, new PoolState(handle.buffer, attachment, trackLeaks))
   }
 
   /** @internal */
@@ -617,7 +706,7 @@ class SharedPool {
     }
     const length = poolAdopt(state.id, ticket.slot, ticket.generation)
     if (length < 0) throw statusError(length, 'adopt')
-    return new Lease(state, ticket.slot, ticket.generation, length)
+    return state.lease(ticket.slot, length, undefined)
   }
 
   /** Counters for the whole pool, summed over every thread attached to it. */
@@ -699,10 +788,11 @@ class Channel {
     this.#i32 = new Int32Array(buffer)
     this.#mask = binding.channelStats(this.#id).capacity - 1
     this.#handle = Object.freeze({ kind: CHANNEL_KIND, version: LAYOUT_VERSION, buffer, pool: this.#pool.handle })
+    const uid = binding.channelUid(this.#id)
     this.#recvSite = new WaitSite(this.#i32, OFFSETS.recvEpoch >>> 2,
-      (delta) => binding.channelWaiting(this.#id, true, delta), () => binding.channelNoteWait(this.#id, true))
+      (delta) => binding.channelWaiting(this.#id, true, delta), () => binding.channelNoteWait(this.#id, true), 'channel', uid)
     this.#sendSite = new WaitSite(this.#i32, OFFSETS.sendEpoch >>> 2,
-      (delta) => binding.channelWaiting(this.#id, false, delta), () => binding.channelNoteWait(this.#id, false))
+      (delta) => binding.channelWaiting(this.#id, false, delta), () => binding.channelNoteWait(this.#id, false), 'channel', uid)
   }
 
   /**

@@ -230,6 +230,18 @@ pub fn pool_waiting(id: u32, delta: i32) -> Result<(), String> {
   })
 }
 
+/// Returns a slot whose Lease object was garbage-collected while still owned by this thread.
+/// Returns whether parked acquirers must be woken; throws ERR_SABPOOL_STALE_LEASE if the slot
+/// was not leased here with that generation.
+#[napi]
+pub fn pool_reclaim_lease(id: u32, slot: u32, generation: u32) -> Result<bool, String> {
+  on_pool(id, |p| {
+    p.pool
+      .reclaim_lease(p.me, crate::core::Lease { slot, generation })
+      .map(|wake| wake.0)
+  })
+}
+
 /// `[generation, owner, state]` of a slot (diagnostics and tests).
 #[napi]
 pub fn pool_slot_state(id: u32, slot: u32) -> Result<Vec<u32>, String> {
@@ -292,6 +304,12 @@ pub struct ChannelStats {
   pub send_waits: f64,
   pub recv_waits: f64,
   pub closed: bool,
+}
+
+/// The channel's random id (what wait diagnostics report).
+#[napi]
+pub fn channel_uid(id: u32) -> Result<u32, String> {
+  on_channel(id, |c| Ok(c.channel.uid()))
 }
 
 #[napi]

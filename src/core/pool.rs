@@ -342,6 +342,21 @@ impl<M: Memory> Pool<M> {
 
   /// Returns a leased slot to the free list.
   pub fn release(&self, who: Participant, lease: Lease) -> Result<Wake> {
+    self.free_leased(who, lease)?;
+    self.bump(who, PART_RELEASED)?;
+    self.wake_free_waiters()
+  }
+
+  /// Returns a lease `who` still holds but lost track of (its JS object was garbage-collected
+  /// unreleased); counted as reclaimed, not released. Stale leases are an error as in `release`.
+  pub fn reclaim_lease(&self, who: Participant, lease: Lease) -> Result<Wake> {
+    self.free_leased(who, lease)?;
+    self.mem.u64_at(P_RECLAIMED)?.fetch_add(1, Relaxed);
+    self.wake_free_waiters()
+  }
+
+  /// LEASED(generation, who) → FREE, then back on the free list.
+  fn free_leased(&self, who: Participant, lease: Lease) -> Result<()> {
     let word = self.slot_word(lease.slot)?;
     word
       .compare_exchange(
@@ -355,9 +370,7 @@ impl<M: Memory> Pool<M> {
     // increment, and `in_use` (and the high-water mark taken from it) must never exceed the slot
     // count.
     self.mem.u32_at(P_IN_USE)?.fetch_sub(1, Relaxed);
-    self.push(lease.slot)?;
-    self.bump(who, PART_RELEASED)?;
-    self.wake_free_waiters()
+    self.push(lease.slot)
   }
 
   /// Moves a lease from `who` to "in flight": no thread owns it until one adopts the ticket.
