@@ -232,7 +232,10 @@ export declare class SharedPool {
 export interface ChannelOptions {
   /** Ring entries: a power of two from 2 to 2^24. */
   capacity: number
-  /** Default `spin` of this channel's blocking calls (see {@link BlockingWaitOptions.spin}). */
+  /**
+   * Default `spin` of this Channel object's blocking calls (see {@link BlockingWaitOptions.spin});
+   * each thread's attachment has its own (`Channel.attach(handle, pool, { spin })`).
+   */
   spin?: number
 }
 
@@ -260,7 +263,7 @@ export declare class Channel implements AsyncIterable<Lease> {
    * Attaches to a channel created in another thread. Received leases belong to `pool` if given
    * (it must be the channel's pool), otherwise to a fresh attachment, `channel.pool`.
    */
-  static attach(handle: ChannelHandle, pool?: SharedPool): Channel
+  static attach(handle: ChannelHandle, pool?: SharedPool, options?: { spin?: number }): Channel
   readonly pool: SharedPool
   readonly handle: ChannelHandle
   readonly closed: boolean

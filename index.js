@@ -798,9 +798,11 @@ class Channel {
   /**
    * Attaches to a channel created in another thread. The handle carries the pool's handle; pass an
    * already attached `pool` to have received leases belong to it (otherwise the pool is attached
-   * anew and available as `channel.pool`).
+   * anew and available as `channel.pool`). `options.spin` is this attachment's default spin.
    */
-  static attach(handle, pool) {
+  static attach(handle, pool, options) {
+    options = checkOptionsObject('options', options)
+    const spin = checkSpin(options.spin)
     if (handle === null || typeof handle !== 'object' || handle.kind !== CHANNEL_KIND) {
       throw makeError(TypeError, 'ERR_SABPOOL_BAD_HANDLE', `Channel.attach needs a channel's handle (channel.handle), got ${describe(handle)}`)
     }
@@ -816,7 +818,7 @@ class Channel {
       throw makeError(TypeError, 'ERR_INVALID_ARG_TYPE', `pool must be a SharedPool, got ${describe(pool)}`)
     }
     const attachment = binding.channelAttach(new Uint8Array(handle.buffer), pool._state.id)
-    return new Channel(ATTACH, undefined, { pool, buffer: handle.buffer, attachment, spin: DEFAULT_SPIN })
+    return new Channel(ATTACH, undefined, { pool, buffer: handle.buffer, attachment, spin })
   }
 
   /** The pool whose leases this channel carries (received leases belong to it). */
