@@ -1,0 +1,194 @@
+// Type test of sabpool's public API: every export, constructor, method, option and result type.
+// Checked with `tsc --noEmit` (never run) by __test__/types.test.js, under two configurations:
+// tsconfig.json (module nodenext: this file is CommonJS, so 'sabpool' resolves through the
+// `require` condition to index.d.ts) and tsconfig.bundler.json (moduleResolution bundler: the
+// `import` condition, index.d.mts). `// @ts-expect-error` lines must stay errors: they prove the
+// types are not `any`.
+
+import { Worker } from 'node:worker_threads'
+import {
+  SharedPool,
+  Channel,
+  Lease,
+  AbortError,
+  type SabpoolError,
+  type SabpoolErrorCode,
+  type SharedPoolOptions,
+  type PoolHandle,
+  type ChannelHandle,
+  type Ticket,
+  type ReuseOptions,
+  type WaitOptions,
+  type BlockingWaitOptions,
+  type PoolStats,
+  type ChannelOptions,
+  type ChannelStats,
+} from 'sabpool'
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false
+function assertType<T extends true>(): T | void {}
+function expectType<T>(value: T): T {
+  return value
+}
+
+// ---- SharedPool ------------------------------------------------------------------------------
+
+const options: SharedPoolOptions = { slotSize: 1 << 20, slots: 8, maxParticipants: 16 }
+const pool = new SharedPool(options)
+new SharedPool({ slotSize: 64, slots: 2 })
+// @ts-expect-error slots is required
+new SharedPool({ slotSize: 64 })
+// @ts-expect-error slotSize must be a number
+new SharedPool({ slotSize: '64', slots: 2 })
+// @ts-expect-error unknown option
+new SharedPool({ slotSize: 64, slots: 2, capacity: 4 })
+
+expectType<number>(pool.slotSize)
+expectType<number>(pool.slots)
+expectType<number>(pool.id)
+const handle: PoolHandle = pool.handle
+expectType<'sabpool.pool'>(handle.kind)
+expectType<number>(handle.version)
+expectType<SharedArrayBuffer>(handle.buffer)
+// @ts-expect-error geometry is read-only
+pool.slots = 3
+
+const attached: SharedPool = SharedPool.attach(handle)
+// @ts-expect-error attach takes a pool handle, not a channel handle
+SharedPool.attach(new Channel(pool, { capacity: 4 }).handle)
+
+const maybe = pool.tryAcquire()
+assertType<Equal<typeof maybe, Lease | null>>()
+// @ts-expect-error the result may be null
+maybe.release()
+if (maybe) maybe.release()
+pool.tryAcquire({ reuse: maybe ?? undefined })
+
+async function waits(signal: AbortSignal): Promise<void> {
+  const a = await pool.acquire()
+  assertType<Equal<typeof a, Lease>>()
+  const b = await pool.acquire({ timeout: 100, signal })
+  const waitOptions: WaitOptions = { timeout: Infinity }
+  await pool.acquire(waitOptions)
+  a.release()
+  b.release()
+  // @ts-expect-error acquire() returns a promise
+  pool.acquire().release()
+}
+
+const blocking: BlockingWaitOptions = { timeout: 10, spin: 0 }
+const s = pool.acquireSync(blocking)
+assertType<Equal<typeof s, Lease>>()
+const reuse: ReuseOptions = { reuse: s }
+s.release()
+pool.acquireSync({ ...reuse, spin: 100 }).release()
+
+const stats: PoolStats = pool.stats()
+const poolStatKeys: Array<keyof PoolStats> = ['slots', 'inUse', 'free', 'highWater', 'acquired', 'released', 'reclaimed', 'waits', 'waiting']
+expectType<number>(stats.inUse + stats.free + stats.highWater + stats.acquired + stats.released + stats.reclaimed + stats.waits + stats.waiting + stats.slots)
+void poolStatKeys
+
+// ---- Lease and tickets ---------------------------------------------------------------------
+
+const lease = pool.acquireSync()
+expectType<number>(lease.slot)
+expectType<number>(lease.generation)
+expectType<Uint8Array>(lease.bytes)
+expectType<boolean>(lease.owned)
+lease.length = 100
+lease.bytes.fill(7, 0, lease.length)
+// @ts-expect-error slot is read-only
+lease.slot = 2
+// @ts-expect-error bytes is read-only
+lease.bytes = new Uint8Array(4)
+// @ts-expect-error leases come from a pool, not a constructor
+new Lease()
+
+const ticket: Ticket = lease.handoff()
+expectType<number>(ticket.pool + ticket.slot + ticket.generation + ticket.length)
+const adopted: Lease = pool.adopt(ticket)
+pool.adopt({ pool: pool.id, slot: 0, generation: 1, length: 0 }).release()
+// @ts-expect-error a ticket needs all four numbers
+pool.adopt({ pool: pool.id, slot: 0 })
+adopted.release()
+
+// Handles and tickets travel through workerData and postMessage.
+const worker = new Worker('./worker.js', { workerData: { pool: pool.handle } })
+worker.postMessage(pool.acquireSync().handoff())
+
+// ---- Channel -------------------------------------------------------------------------------
+
+const channelOptions: ChannelOptions = { capacity: 8, spin: 1000 }
+const channel = new Channel(pool, channelOptions)
+// @ts-expect-error capacity is required
+new Channel(pool, {})
+// @ts-expect-error a channel needs a pool
+new Channel({ capacity: 8 })
+
+const channelHandle: ChannelHandle = channel.handle
+expectType<'sabpool.channel'>(channelHandle.kind)
+expectType<PoolHandle>(channelHandle.pool)
+expectType<SharedArrayBuffer>(channelHandle.buffer)
+const remote: Channel = Channel.attach(channelHandle)
+Channel.attach(channelHandle, attached)
+expectType<SharedPool>(remote.pool)
+expectType<boolean>(channel.closed)
+
+const l1 = pool.acquireSync()
+expectType<boolean>(channel.trySend(l1))
+expectType<boolean>(channel.trySend(l1, 10))
+channel.sendSync(l1)
+channel.sendSync(l1, 10, { timeout: 5, spin: 0 })
+// @ts-expect-error length is a number
+channel.sendSync(l1, '10')
+expectType<number>(channel.sendMany([l1, pool.acquireSync()]))
+
+const r1 = channel.tryRecv()
+assertType<Equal<typeof r1, Lease | null>>()
+const r2 = channel.recvSync({ timeout: 5, spin: 10, reuse: l1 })
+assertType<Equal<typeof r2, Lease | null>>()
+const many = channel.recvMany(4)
+assertType<Equal<typeof many, Lease[] | null>>()
+
+async function channelWaits(signal: AbortSignal): Promise<number> {
+  await channel.send(pool.acquireSync())
+  await channel.send(pool.acquireSync(), 3, { timeout: 10, signal })
+  const got = await channel.recv({ timeout: 10, signal, reuse: l1 })
+  assertType<Equal<typeof got, Lease | null>>()
+  let total = 0
+  for await (const l of channel) {
+    assertType<Equal<typeof l, Lease>>()
+    total += l.length
+    l.release()
+  }
+  const it: AsyncIterable<Lease> = channel
+  void it
+  return total
+}
+
+const cstats: ChannelStats = channel.stats()
+expectType<number>(cstats.capacity + cstats.queued + cstats.sent + cstats.received + cstats.sendWaits + cstats.recvWaits)
+expectType<boolean>(cstats.closed)
+expectType<boolean>(channel.close())
+channel.detach()
+pool.detach()
+
+// ---- errors --------------------------------------------------------------------------------
+
+try {
+  pool.acquireSync({ timeout: 0 })
+} catch (err) {
+  const e = err as SabpoolError
+  const code: SabpoolErrorCode = e.code
+  if (code === 'ERR_SABPOOL_TIMEOUT' || code === 'ERR_SABPOOL_STALE_LEASE' || code === 'ABORT_ERR') void code
+  // @ts-expect-error not one of sabpool's codes
+  const bad: SabpoolErrorCode = 'ERR_NOPE'
+  void bad
+  if (err instanceof AbortError) {
+    expectType<'AbortError'>(err.name)
+    expectType<'ABORT_ERR'>(err.code)
+    expectType<Error>(err)
+  }
+}
+
+export { waits, channelWaits }
