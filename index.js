@@ -487,7 +487,9 @@ class Lease {
     if (status < 0) throw statusError(status, 'handoff')
     this.#state = HANDED_OFF
     if (pool.leaks !== undefined) pool.untrack(this)
-    return { pool: pool.uid, slot: this.#slot, generation: this.#generation, length: this.#length }
+    // A handoff moves the generation on (so tickets of earlier handoffs of this slot go stale);
+    // nobody can adopt before the ticket leaves this thread, so the word is still ours to read.
+    return { pool: pool.uid, slot: this.#slot, generation: pool.generation(this.#slot), length: this.#length }
   }
 
   /**

@@ -321,7 +321,7 @@ describe('leases', () => {
     lease.bytes.set([1, 2, 3, 4, 5])
     lease.length = 5
     const ticket = lease.handoff()
-    assert.deepEqual(ticket, { pool: pool.id, slot: lease.slot, generation: lease.generation, length: 5 })
+    assert.deepEqual(ticket, { pool: pool.id, slot: lease.slot, generation: lease.generation + 1, length: 5 }, "a handoff moves the generation on")
     assert.deepEqual(structuredClone(ticket), ticket)
     assert.equal(pool.stats().inUse, 1, 'an in-flight slot is still in use')
     const adopted = pool.adopt(structuredClone(ticket))

@@ -10,7 +10,7 @@
 //   u32[1] producer thread | route << 8   (route: channel index, TICKET_ROUTE for a ticket
 //          posted to a thread's MessagePort, BOARD_ROUTE for one put on the shared ticket board)
 //   u32[2] length (must equal the lease.length the receiver gets)
-//   u32[3] slot, u32[4] generation (must equal the received lease's)
+//   u32[3] slot, u32[4] generation (the received lease's, one less after a handoff)
 //   u32[5] checksum: FNV-1a over bytes [0..20) and the body [24..length)
 //   [24..length) body bytes from a PRNG seeded by (thread, seq)
 // Whoever receives or adopts it verifies all of that, checks that sequence numbers from one
@@ -129,7 +129,9 @@ function verify(lease, route, from) {
   const what = `slot ${lease.slot} gen ${lease.generation} via ${via}`
   if (length !== lease.length) return violation(`${what}: stamped length ${length}, lease.length ${lease.length}`)
   if (length < S.HEADER || length > slotSize) return violation(`${what}: bad length ${length}`)
-  if (h[3] !== lease.slot || h[4] !== lease.generation) {
+  // A handoff moves the generation on by one; a channel send keeps it.
+  const expectedGeneration = route === TICKET_ROUTE || route === BOARD_ROUTE ? (h[4] + 1) >>> 0 : h[4]
+  if (h[3] !== lease.slot || expectedGeneration !== lease.generation) {
     return violation(`${what}: stamped for slot ${h[3]} gen ${h[4]}`)
   }
   if (r !== route) return violation(`${what}: stamped for route ${r}`)

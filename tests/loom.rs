@@ -229,10 +229,15 @@ fn handoff_adopt_publishes_length_and_payload() {
     let sender = thread::spawn(move || {
       w.gain(lease.slot, a, 77);
       w.give_up(lease.slot, a);
-      w.pool.handoff(a, lease, 5).unwrap();
+      let lease = w.pool.handoff(a, lease, 5).unwrap();
     });
-    // The receiver tries while the sender may not have handed off yet.
-    let adopted = match world.pool.adopt(b, lease) {
+    // The receiver tries while the sender may not have handed off yet. The ticket carries the
+    // generation the handoff moves to.
+    let ticket = Lease {
+      slot: lease.slot,
+      generation: lease.generation.wrapping_add(1),
+    };
+    let adopted = match world.pool.adopt(b, ticket) {
       Ok(length) => {
         assert_eq!(length, 5);
         world.gain_checked(lease.slot, b, 77);
@@ -245,11 +250,11 @@ fn handoff_adopt_publishes_length_and_payload() {
     };
     sender.join().unwrap();
     if !adopted {
-      assert_eq!(world.pool.adopt(b, lease).unwrap(), 5);
+      assert_eq!(world.pool.adopt(b, ticket).unwrap(), 5);
       world.gain_checked(lease.slot, b, 77);
     }
     world.give_up(lease.slot, b);
-    let _ = world.pool.release(b, lease).unwrap();
+    let _ = world.pool.release(b, ticket).unwrap();
     world.assert_quiescent();
   });
 }

@@ -229,7 +229,7 @@ fn release_of_handed_off_lease_is_stale() {
   let a = pool.join(1, 1).unwrap();
   let b = pool.join(2, 2).unwrap();
   let lease = pool.try_acquire(a).unwrap().unwrap();
-  pool.handoff(a, lease, 10).unwrap();
+  let lease = pool.handoff(a, lease, 10).unwrap();
   assert_eq!(pool.release(a, lease), Err(Error::StaleLease));
   assert_eq!(pool.release(b, lease), Err(Error::StaleLease));
   assert_eq!(
@@ -311,7 +311,7 @@ fn handoff_then_adopt_carries_length() {
       0,
       "a new lease has length 0"
     );
-    pool.handoff(a, lease, length).unwrap();
+    let lease = pool.handoff(a, lease, length).unwrap();
     assert_eq!(
       pool.slot_state(lease.slot).unwrap(),
       (lease.generation, 0, STATE_IN_FLIGHT)
@@ -324,7 +324,7 @@ fn handoff_then_adopt_carries_length() {
       "adopting keeps the generation and makes b the owner"
     );
     // b can pass it back.
-    pool.handoff(b, lease, length / 2).unwrap();
+    let lease = pool.handoff(b, lease, length / 2).unwrap();
     assert_eq!(pool.adopt(a, lease).unwrap(), length / 2);
     let _ = pool.release(a, lease).unwrap();
   }
@@ -339,7 +339,7 @@ fn adopt_twice_is_stale() {
   let b = pool.join(2, 2).unwrap();
   let c = pool.join(3, 3).unwrap();
   let lease = pool.try_acquire(a).unwrap().unwrap();
-  pool.handoff(a, lease, 5).unwrap();
+  let lease = pool.handoff(a, lease, 5).unwrap();
   assert_eq!(pool.adopt(b, lease).unwrap(), 5);
   assert_eq!(pool.adopt(b, lease), Err(Error::StaleLease));
   assert_eq!(pool.adopt(c, lease), Err(Error::StaleLease));
@@ -353,7 +353,7 @@ fn adopt_twice_is_stale() {
   assert_eq!(pool.adopt(c, lease), Err(Error::StaleLease));
   let again = pool.try_acquire(a).unwrap().unwrap();
   assert_eq!(again.slot, lease.slot);
-  pool.handoff(a, again, 1).unwrap();
+  let again = pool.handoff(a, again, 1).unwrap();
   assert_eq!(pool.adopt(c, lease), Err(Error::StaleLease));
   assert_eq!(pool.adopt(c, again).unwrap(), 1);
   let _ = pool.release(c, again).unwrap();
@@ -399,7 +399,7 @@ fn adopt_of_bad_tickets() {
   };
   assert_eq!(pool.adopt(b, free), Err(Error::StaleLease));
   // Wrong generation of an in-flight slot.
-  pool.handoff(a, lease, 3).unwrap();
+  let lease = pool.handoff(a, lease, 3).unwrap();
   for generation in [0, lease.generation + 1, u32::MAX] {
     assert_eq!(
       pool.adopt(
@@ -445,7 +445,7 @@ fn handoff_checks_length_owner_and_state() {
   assert_eq!(pool.handoff(a, wrong_gen, 77), Err(Error::StaleLease));
   assert_eq!(pool.length(lease.slot).unwrap(), 0);
 
-  pool.handoff(a, lease, 100).unwrap();
+  let lease = pool.handoff(a, lease, 100).unwrap();
   // Handing off twice fails, and does not clobber the length the first handoff recorded.
   assert_eq!(pool.handoff(a, lease, 7), Err(Error::StaleLease));
   assert_eq!(pool.length(lease.slot).unwrap(), 100);
@@ -460,15 +460,15 @@ fn reclaim_returns_exactly_the_leased_slots() {
   let channel = new_channel(4, pool.uid());
   let a = pool.join(1, 1).unwrap();
   let b = pool.join(2, 2).unwrap();
-  let held: Vec<Lease> = (0..6)
+  let mut held: Vec<Lease> = (0..6)
     .map(|_| pool.try_acquire(a).unwrap().unwrap())
     .collect();
   let theirs: Vec<Lease> = (0..2)
     .map(|_| pool.try_acquire(b).unwrap().unwrap())
     .collect();
   // Two of a's slots go in flight, one into the channel; three stay leased by a.
-  pool.handoff(a, held[0], 1).unwrap();
-  pool.handoff(a, held[1], 2).unwrap();
+  held[0] = pool.handoff(a, held[0], 1).unwrap();
+  held[1] = pool.handoff(a, held[1], 2).unwrap();
   assert!(matches!(
     channel.try_send(&pool, a, held[2], 3).unwrap(),
     Sent::Sent(_)
@@ -539,7 +539,7 @@ fn leave_reclaims_folds_counters_and_frees_the_entry() {
   pool.note_wait(a).unwrap();
   pool.note_wait(a).unwrap();
   let in_flight = kept.pop().unwrap();
-  pool.handoff(a, in_flight, 9).unwrap();
+  let in_flight = pool.handoff(a, in_flight, 9).unwrap();
 
   // A wrong token leaves nothing and touches nothing (the entry may have been recycled).
   assert_eq!(pool.leave(a, 0xbbbb).unwrap(), (0, Wake(false)));
@@ -721,4 +721,21 @@ fn free_list_len_detects_cycles_and_foreign_slots() {
     pool.slot_state(lease.slot).unwrap(),
     (lease.generation, me.0 + 1, STATE_LEASED)
   );
+}
+
+#[test]
+fn a_ticket_of_an_earlier_handoff_cannot_adopt_a_later_one() {
+  let pool = new_pool(64, 2, 2);
+  let a = pool.join(1, 1).unwrap();
+  let b = pool.join(2, 2).unwrap();
+  let lease = pool.try_acquire(a).unwrap().unwrap();
+  let first = pool.handoff(a, lease, 1).unwrap();
+  assert_eq!(first.generation, lease.generation.wrapping_add(1));
+  pool.adopt(b, first).unwrap();
+  // b hands the same slot on again: the first ticket must not be able to take it.
+  let second = pool.handoff(b, first, 2).unwrap();
+  assert_eq!(pool.adopt(a, first), Err(Error::StaleLease));
+  assert_eq!(pool.adopt(a, second).unwrap(), 2);
+  let _ = pool.release(a, second).unwrap();
+  assert_stats_add_up(&pool);
 }

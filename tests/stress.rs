@@ -154,7 +154,9 @@ fn pool_worker(
       shared.check(lease.slot, stamp, "handoff");
       let length = (stamp % 257) as u32;
       shared.tags.unclaim(lease.slot, tag);
-      pool.handoff(me, lease, length).unwrap();
+      let lease = pool.handoff(me, lease, length).unwrap();
+      // A handoff moves the generation on too.
+      shared.acquisitions[lease.slot as usize].fetch_add(1, Relaxed);
       shared.tickets.push(Ticket {
         lease,
         length,
@@ -305,7 +307,7 @@ fn pool_stress(threads: u64, slots: u32, max_held: usize, ops: u64) {
     assert_eq!(
       generation as u64,
       shared.acquisitions[slot].load(Relaxed),
-      "slot {slot}: one new generation per acquisition"
+      "slot {slot}: one new generation per acquisition and per handoff"
     );
   }
   let s = assert_quiescent(pool);
@@ -622,7 +624,7 @@ fn send_checks_ownership_pool_and_length() {
     channel.try_recv(&other_pool, a),
     Err(Error::BadTicket(_))
   ));
-  pool.handoff(a, lease, 3).unwrap();
+  let lease = pool.handoff(a, lease, 3).unwrap();
   assert_eq!(channel.try_send(&pool, a, lease, 1), Err(Error::StaleLease));
   // Nothing was queued by the failed sends.
   assert_eq!(channel.stats().unwrap().sent, 0);

@@ -245,10 +245,10 @@ pub fn run(data: &[u8]) {
       match (warm >> 3).wrapping_add(i) % 3 {
         0 => world.held.push(lease),
         1 => {
-          pool
+          let ticket = pool
             .handoff(who, lease, i as u32 % (slot_size + 1))
             .unwrap();
-          world.tickets.push(lease);
+          world.tickets.push(ticket);
         }
         _ => match world.channels[0].try_send(pool, who, lease, 0).unwrap() {
           Sent::Sent(_) => {}
@@ -318,7 +318,7 @@ pub fn run(data: &[u8]) {
         let length = input.u16() as u32 % (pool_slot_size + 4);
         world.pools[view]
           .handoff(who, lease, length)
-          .map(|_| world.tickets.push(lease))
+          .map(|ticket| world.tickets.push(ticket))
       }
       6 => {
         let lease = world.lease(&mut input);

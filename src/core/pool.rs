@@ -374,13 +374,21 @@ impl<M: Memory> Pool<M> {
   }
 
   /// Moves a lease from `who` to "in flight": no thread owns it until one adopts the ticket.
-  pub fn handoff(&self, who: Participant, lease: Lease, length: u32) -> Result<()> {
-    self.transition(
+  /// The generation moves on, so a ticket from an earlier handoff of the same slot can never
+  /// adopt this one; the returned lease (same slot, new generation) is what the ticket carries.
+  pub fn handoff(&self, who: Participant, lease: Lease, length: u32) -> Result<Lease> {
+    let next = Lease {
+      slot: lease.slot,
+      generation: lease.generation.wrapping_add(1),
+    };
+    self.transition_to(
       lease,
       (who.owner(), STATE_LEASED),
+      next.generation,
       (0, STATE_IN_FLIGHT),
       Some(length),
-    )
+    )?;
+    Ok(next)
   }
 
   /// Takes ownership of an in-flight slot; returns the length its sender recorded.
@@ -403,6 +411,18 @@ impl<M: Memory> Pool<M> {
     to: (u32, u8),
     length: Option<u32>,
   ) -> Result<()> {
+    self.transition_to(lease, from, lease.generation, to, length)
+  }
+
+  /// As `transition`, also replacing the generation with `generation`.
+  fn transition_to(
+    &self,
+    lease: Lease,
+    from: (u32, u8),
+    generation: u32,
+    to: (u32, u8),
+    length: Option<u32>,
+  ) -> Result<()> {
     let word = self.slot_word(lease.slot)?;
     if let Some(length) = length {
       if length > self.layout.slot_size {
@@ -420,7 +440,7 @@ impl<M: Memory> Pool<M> {
     word
       .compare_exchange(
         pack(lease.generation, from.0, from.1),
-        pack(lease.generation, to.0, to.1),
+        pack(generation, to.0, to.1),
         AcqRel,
         Relaxed,
       )
