@@ -169,7 +169,7 @@ export declare class Lease {
   private constructor()
   /** Index of the slot in the pool. */
   readonly slot: number
-  /** Changes every time the slot is acquired; makes old tickets and leases stale. */
+  /** Moves on every time the slot is acquired or handed off; makes old tickets and leases stale. */
   readonly generation: number
   /**
    * The whole slot (`slotSize` bytes) as a view into the shared memory. Throws
