@@ -10,6 +10,7 @@ const { Worker } = require('node:worker_threads')
 const { setTimeout: sleep } = require('node:timers/promises')
 
 const { SharedPool, Channel, Lease, AbortError, _internal } = require('..')
+const { throwsCode, rejectsCode, waitFor } = require('./helpers.js')
 const { writeText, readText, prng } = require('./fixtures/ch-common.js')
 
 const FIXTURES = path.join(__dirname, 'fixtures')
@@ -18,35 +19,6 @@ const MAX_CAPACITY = 2 ** 24
 // ---- helpers ------------------------------------------------------------------------------------
 
 /** Asserts `fn` throws an error of class `Ctor` with `code` (and a message matching `message`). */
-function throwsCode(fn, Ctor, code, message) {
-  assert.throws(fn, (err) => {
-    assert.ok(err instanceof Ctor, `expected ${Ctor.name}, got ${err && err.name}: ${err && err.message}`)
-    assert.equal(err.code, code, `wrong code; message: ${err.message}`)
-    if (message !== undefined) assert.match(err.message, message)
-    return true
-  })
-}
-
-async function rejectsCode(promise, Ctor, code, message) {
-  assert.ok(promise instanceof Promise, 'expected a Promise')
-  await assert.rejects(promise, (err) => {
-    assert.ok(err instanceof Ctor, `expected ${Ctor.name}, got ${err && err.name}: ${err && err.message}`)
-    assert.equal(err.code, code, `wrong code; message: ${err.message}`)
-    if (message !== undefined) assert.match(err.message, message)
-    return true
-  })
-}
-
-/** Polls `predicate` until it returns a truthy value or `timeout` ms pass; returns that value. */
-async function waitFor(predicate, what, timeout = 5000) {
-  const deadline = performance.now() + timeout
-  for (;;) {
-    const value = predicate()
-    if (value) return value
-    if (performance.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-    await sleep(2)
-  }
-}
 
 /** Tracks whether a promise has settled, without handling its rejection for the caller. */
 function track(promise) {

@@ -13,18 +13,10 @@ const { Worker } = require('node:worker_threads')
 const { setTimeout: sleep } = require('node:timers/promises')
 
 const { SharedPool, Channel, Lease, _internal } = require('..')
+const { waitFor } = require('./helpers.js')
 
 const FIXTURES = path.join(__dirname, 'fixtures')
 
-async function waitFor(predicate, what, timeout = 5000) {
-  const deadline = performance.now() + timeout
-  for (;;) {
-    const value = predicate()
-    if (value) return value
-    if (performance.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-    await sleep(2)
-  }
-}
 
 /** White-box: parked receivers/senders registered in a channel's shared words. */
 function channelWaiters(channel) {
