@@ -1,15 +1,18 @@
 'use strict'
 
-// sabpool: a preallocated shared-memory buffer pool for worker_threads.
+// sabpool: a preallocated shared-memory buffer pool for worker_threads and processes.
 //
 // Rust (the native binding) owns the region layout, validation and every ownership transition;
-// this file adds ergonomics: option checking, Lease objects, typed errors and waiting. Waiting
-// happens here because only JS `Atomics.wait`/`waitAsync`/`notify` can park and wake JS threads
-// (V8 keeps its own wait list; a futex wake from Rust would not reach them).
+// this file adds ergonomics: option checking, Lease objects, typed errors and waiting. Pools in a
+// SharedArrayBuffer park in JS, because only JS `Atomics.wait`/`waitAsync`/`notify` can park and
+// wake JS threads (V8 keeps its own wait list). Pools in a mapped file are shared with other
+// processes, which V8's wait list cannot reach: those park on futexes, natively.
 
 const binding = require('./binding.js')
 const { randomInt } = require('node:crypto')
 const diagnostics = require('node:diagnostics_channel')
+const fs = require('node:fs')
+const os = require('node:os')
 
 const {
   poolAcquire,
@@ -205,7 +208,85 @@ class WaitSite {
     this.kind = kind
     this.id = id
   }
+
+  /** Blocks while the epoch word still holds `epoch`, at most `ms`; true if the time ran out. */
+  sleep(epoch, ms) {
+    return Atomics.wait(this.i32, this.epochIndex, epoch, ms) === 'timed-out'
+  }
+
+  /** A promise settled once the epoch word no longer holds `epoch` or after about `ms` (the
+   * caller also bounds it with a timer), or undefined when the word already moved on. */
+  changed(epoch, ms) {
+    const waited = Atomics.waitAsync(this.i32, this.epochIndex, epoch, ms)
+    return waited.async ? waited.value : undefined
+  }
+
+  /** Called after a park slice ran out without a wake-up. */
+  idle() {}
 }
+
+/**
+ * Where a wait parks on a file-backed region: a futex on the epoch word, which wakes across
+ * processes. Blocking waits sleep in the kernel; async waits arm a native watcher thread of this
+ * attachment, which calls back once the word moves on.
+ */
+class FileWaitSite extends WaitSite {
+  constructor(i32, epochIndex, register, noteWait, kind, id, attachmentId, siteKind, idle) {
+    super(i32, epochIndex, register, noteWait, kind, id)
+    this.attachmentId = attachmentId
+    this.siteKind = siteKind
+    this.onIdle = idle
+    this.watching = false
+    /** The async wait armed natively: `{ epoch, promise, resolve }`. */
+    this.pending = undefined
+  }
+
+  sleep(epoch, ms) {
+    const started = performance.now()
+    binding.waitFile(this.attachmentId(), this.siteKind, epoch, ms)
+    return performance.now() - started >= ms
+  }
+
+  changed(epoch, _ms) {
+    if (Atomics.load(this.i32, this.epochIndex) !== epoch) return undefined
+    const id = this.attachmentId()
+    if (!this.watching) {
+      binding.watchFile(id, this.siteKind, () => this.#fire())
+      this.watching = true
+    }
+    const pending = this.pending
+    if (pending !== undefined) {
+      if (pending.epoch === epoch) return pending.promise
+      // The word moved on since that wait was armed: its waiters may retry now.
+      this.#fire()
+    }
+    let resolve
+    const promise = new Promise((r) => { resolve = r })
+    this.pending = { epoch, promise, resolve }
+    binding.armFile(id, this.siteKind, epoch)
+    return promise
+  }
+
+  #fire() {
+    const pending = this.pending
+    this.pending = undefined
+    if (pending !== undefined) pending.resolve()
+  }
+
+  idle() {
+    if (this.onIdle !== undefined) this.onIdle()
+  }
+}
+
+/** Wait sites of a region: JS atomics in a SharedArrayBuffer, futexes in a mapped file. */
+function waitSite(file, i32, epochOffset, register, noteWait, kind, id, attachmentId, siteKind, idle) {
+  return file
+    ? new FileWaitSite(i32, epochOffset >>> 2, register, noteWait, kind, id, attachmentId, siteKind, idle)
+    : new WaitSite(i32, epochOffset >>> 2, register, noteWait, kind, id)
+}
+const SITE_FREE_SLOT = 0
+const SITE_RECEIVED = 1
+const SITE_ROOM = 2
 
 /**
  * `diagnostics_channel` named 'sabpool:wait': one message per wait that had to go past the fast
@@ -249,14 +330,12 @@ function parkSyncLoop(site, attempt, timeout, what) {
       const remaining = deadline - performance.now()
       if (remaining <= 0) throw timeoutError(what, timeout)
       site.noteWait()
-      Atomics.wait(site.i32, site.epochIndex, epoch, Math.min(remaining, PARK_SLICE_MS))
+      if (site.sleep(epoch, Math.min(remaining, PARK_SLICE_MS))) site.idle()
     } finally {
       site.register(-1)
     }
   }
 }
-
-const noop = () => {}
 
 /**
  * Non-blocking wait (any thread). While a park is pending, a ref'd timer keeps the event loop
@@ -275,12 +354,15 @@ async function parkAsync(site, attempt, timeout, signal, what) {
   }
 }
 
+const SLICE_ENDED = Symbol('slice ended')
+
 async function parkAsyncLoop(site, attempt, timeout, signal, what) {
   const deadline = performance.now() + timeout
   for (;;) {
     if (signal !== undefined && signal.aborted) throw abortError(signal)
     site.register(1)
-    let keepAlive
+    // The slice timer also keeps the event loop alive while the park is pending.
+    let slice
     let onAbort
     try {
       const epoch = Atomics.load(site.i32, site.epochIndex)
@@ -289,21 +371,21 @@ async function parkAsyncLoop(site, attempt, timeout, signal, what) {
       const remaining = deadline - performance.now()
       if (remaining <= 0) throw timeoutError(what, timeout)
       site.noteWait()
-      const waited = Atomics.waitAsync(site.i32, site.epochIndex, epoch, Math.min(remaining, PARK_SLICE_MS))
-      if (waited.async) {
-        keepAlive = setInterval(noop, 1 << 30)
-        if (signal === undefined) {
-          await waited.value
-        } else {
-          await new Promise((resolve, reject) => {
+      const ms = Math.min(remaining, PARK_SLICE_MS)
+      const changed = site.changed(epoch, ms)
+      if (changed !== undefined) {
+        const outcome = await new Promise((resolve, reject) => {
+          slice = setTimeout(resolve, ms, SLICE_ENDED)
+          if (signal !== undefined) {
             onAbort = () => reject(abortError(signal))
             signal.addEventListener('abort', onAbort, { once: true })
-            waited.value.then(resolve)
-          })
-        }
+          }
+          changed.then(resolve)
+        })
+        if (outcome === SLICE_ENDED) site.idle()
       }
     } finally {
-      if (keepAlive !== undefined) clearInterval(keepAlive)
+      if (slice !== undefined) clearTimeout(slice)
       if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
       site.register(-1)
     }
@@ -321,10 +403,13 @@ const SENT = 3
 
 /** Everything a pool's hot paths need, as plain fields (shared by SharedPool and its leases). */
 class PoolState {
-  constructor(buffer, attachment, trackLeaks) {
+  /** `file`: `{ name, dir }` for a pool in a mapped file (its buffer comes from the binding). */
+  constructor(buffer, attachment, trackLeaks, file) {
     const info = binding.poolDescribe(attachment.id)
     this.attachment = attachment
     this.id = attachment.id
+    this.file = file
+    if (file !== undefined) buffer = binding.regionBuffer(attachment.id)
     this.buffer = buffer
     this.uid = info.uid
     this.slotSize = info.slotSize
@@ -336,8 +421,10 @@ class PoolState {
     this.i32 = new Int32Array(buffer, 0, info.dataOffset / 4)
     /** Per-slot Uint8Array views, created on first use and reused: no allocation per lease. */
     this.views = new Array(info.slots).fill(undefined)
-    this.freeSite = new WaitSite(this.i32, OFFSETS.freeEpoch >>> 2,
-      (delta) => binding.poolWaiting(this.id, delta), () => binding.poolNoteWait(this.id), 'pool', this.uid)
+    // A file-backed pool starved for a whole slice checks whether a dead process holds slots.
+    this.freeSite = waitSite(file !== undefined, this.i32, OFFSETS.freeEpoch,
+      (delta) => binding.poolWaiting(this.id, delta), () => binding.poolNoteWait(this.id), 'pool', this.uid,
+      () => this.id, SITE_FREE_SLOT, () => binding.poolReclaimDead(this.id))
     /** Set when leak tracking is on: finds leases garbage-collected while still owned. */
     this.leaks = trackLeaks ? new FinalizationRegistry((record) => this.reclaimLeaked(record)) : undefined
   }
@@ -559,6 +646,53 @@ function checkTrackLeaks(value) {
   return value
 }
 
+// ---- file-backed regions ---------------------------------------------------------------------------
+
+/** Where region files go unless `dir` says otherwise: the RAM-backed /dev/shm where there is one. */
+const DEFAULT_DIR = (() => {
+  try {
+    if (fs.statSync('/dev/shm').isDirectory()) return '/dev/shm'
+  } catch {}
+  return os.tmpdir()
+})()
+const DEFAULT_MODE = 0o600
+
+function checkName(name) {
+  if (typeof name !== 'string') {
+    throw makeError(TypeError, 'ERR_INVALID_ARG_TYPE', `name must be a string, got ${describe(name)}`)
+  }
+  return name
+}
+
+function checkDir(dir) {
+  if (dir === undefined) return DEFAULT_DIR
+  if (typeof dir !== 'string' || dir.length === 0) {
+    throw makeError(TypeError, 'ERR_INVALID_ARG_TYPE', `dir must be a non-empty string, got ${describe(dir)}`)
+  }
+  return dir
+}
+
+function checkMode(mode) {
+  if (mode === undefined) return DEFAULT_MODE
+  checkInteger('mode', mode, 0, 0o777)
+  if ((mode & 0o600) !== 0o600) {
+    throw makeError(RangeError, 'ERR_OUT_OF_RANGE', `mode must let the owner read and write (0o600 set), got 0o${mode.toString(8)}`)
+  }
+  return mode
+}
+
+/** Runs a native file operation; a bad name becomes a TypeError, as for other bad arguments. */
+function fileCall(call) {
+  try {
+    return call()
+  } catch (error) {
+    if (error !== null && typeof error === 'object' && error.code === 'ERR_SABPOOL_BAD_NAME') {
+      throw makeError(TypeError, error.code, error.message)
+    }
+    throw error
+  }
+}
+
 /** Largest SharedArrayBuffer a pool may ask for: V8's limit is 2^53 - 1 bytes on 64-bit. */
 const MAX_REGION_BYTES = Number.MAX_SAFE_INTEGER
 
@@ -596,7 +730,48 @@ class SharedPool {
       const attachment = binding.poolCreate(new Uint8Array(buffer), slotSize, slots, maxParticipants, uid)
       this.#state = new PoolState(buffer, attachment, trackLeaks)
     }
-    this.#handle = Object.freeze({ kind: HANDLE_KIND, version: LAYOUT_VERSION, buffer: this.#state.buffer })
+    const file = this.#state.file
+    this.#handle = Object.freeze(file === undefined
+      ? { kind: HANDLE_KIND, version: LAYOUT_VERSION, buffer: this.#state.buffer }
+      : { kind: HANDLE_KIND, version: LAYOUT_VERSION, name: file.name, dir: file.dir })
+  }
+
+  /**
+   * Creates a pool in a memory-mapped file that other processes can open by name
+   * (`<dir>/sabpool.<name>.pool`, dir defaulting to /dev/shm). A file of that name left over by
+   * processes that are all gone is replaced; one still in use is not (ERR_SABPOOL_EXISTS).
+   * @param {{ name: string, slotSize: number, slots: number, maxParticipants?: number,
+   *   mode?: number, dir?: string, trackLeaks?: boolean }} options
+   */
+  static create(options) {
+    options = checkOptionsObject('options', options)
+    const name = checkName(options.name)
+    const dir = checkDir(options.dir)
+    const mode = checkMode(options.mode)
+    const slotSize = checkInteger('slotSize', options.slotSize, 1, OFFSETS.maxSlotSize)
+    const slots = checkInteger('slots', options.slots, 1, OFFSETS.maxSlots)
+    const maxParticipants = options.maxParticipants === undefined
+      ? OFFSETS.defaultParticipants
+      : checkInteger('maxParticipants', options.maxParticipants, 1, OFFSETS.maxParticipants)
+    const trackLeaks = checkTrackLeaks(options.trackLeaks)
+    const attachment = fileCall(() =>
+      binding.poolCreateFile(dir, name, slotSize, slots, maxParticipants, randomInt(1, 0xffffffff), mode))
+    return new SharedPool(ATTACH, new PoolState(undefined, attachment, trackLeaks, { name, dir }))
+  }
+
+  /**
+   * Opens a pool that a process created with `SharedPool.create`, validating the file exactly as
+   * `attach` validates a handle. Reclaims the slots of participants whose process has died.
+   * @param {string} name
+   * @param {{ dir?: string, trackLeaks?: boolean }} [options]
+   */
+  static open(name, options) {
+    checkName(name)
+    options = checkOptionsObject('options', options)
+    const dir = checkDir(options.dir)
+    const trackLeaks = checkTrackLeaks(options.trackLeaks)
+    const attachment = fileCall(() => binding.poolOpenFile(dir, name))
+    return new SharedPool(ATTACH, new PoolState(undefined, attachment, trackLeaks, { name, dir }))
   }
 
   /**
@@ -611,6 +786,7 @@ class SharedPool {
     if (handle.version !== LAYOUT_VERSION) {
       throw makeError(Error, 'ERR_SABPOOL_BAD_HANDLE', `this handle has layout version ${handle.version}; this sabpool reads version ${LAYOUT_VERSION}`)
     }
+    if (typeof handle.name === 'string') return SharedPool.open(handle.name, { dir: handle.dir, trackLeaks })
     if (!(handle.buffer instanceof SharedArrayBuffer)) {
       throw makeError(TypeError, 'ERR_SABPOOL_BAD_HANDLE', 'handle.buffer must be the pool\'s SharedArrayBuffer')
     }
@@ -639,6 +815,39 @@ class SharedPool {
   /** Structured-cloneable description; pass it to workers (workerData or postMessage). */
   get handle() {
     return this.#handle
+  }
+
+  /** The name a file-backed pool was created or opened with; undefined for an in-process pool. */
+  get name() {
+    return this.#state.file?.name
+  }
+
+  /** Path of a file-backed pool's file; undefined for an in-process pool. */
+  get path() {
+    return this.#state.file === undefined ? undefined : binding.regionPath(this.#state.id)
+  }
+
+  /**
+   * Removes a file-backed pool's name, so it can no longer be opened (or is free to be created
+   * anew). Processes that have it open keep using it; its memory is freed when the last one
+   * detaches or exits. Returns false if the name was already gone or now names another pool.
+   */
+  unlink() {
+    if (this.#state.file === undefined) {
+      throw makeError(Error, 'ERR_SABPOOL_NOT_FILE', 'unlink: this pool is not backed by a file (create it with SharedPool.create)')
+    }
+    return fileCall(() => binding.regionUnlink(this.#state.id))
+  }
+
+  /**
+   * Returns the leased slots of participants whose process has died (killed, crashed, exited
+   * without detaching) and frees their entries. Opening a pool and waiting a whole park slice
+   * for a slot do this too. Returns how many participants and slots were reclaimed.
+   * @returns {{ participants: number, slots: number }}
+   */
+  reclaimDead() {
+    const r = binding.poolReclaimDead(this.#state.id)
+    return { participants: r.participants, slots: r.slots }
   }
 
   /**
@@ -748,6 +957,23 @@ class SharedPool {
 const CHANNEL_KIND = 'sabpool.channel'
 const CLOSED = -2
 
+function checkCapacity(capacity) {
+  checkInteger('capacity', capacity, 2, OFFSETS.maxCapacity)
+  if ((capacity & (capacity - 1)) !== 0) {
+    throw makeError(RangeError, 'ERR_OUT_OF_RANGE', `capacity must be a power of two, got ${capacity}`)
+  }
+  return capacity
+}
+
+function checkFilePool(pool, what) {
+  if (!(pool instanceof SharedPool)) {
+    throw makeError(TypeError, 'ERR_INVALID_ARG_TYPE', `${what} needs a SharedPool, got ${describe(pool)}`)
+  }
+  if (pool._state.file === undefined) {
+    throw makeError(TypeError, 'ERR_SABPOOL_NOT_FILE', `${what} needs a pool made with SharedPool.create or SharedPool.open, so other processes can reach it`)
+  }
+}
+
 class Channel {
   #pool
   #state
@@ -759,6 +985,7 @@ class Channel {
   #recvSite
   #sendSite
   #mask
+  #file
 
   /**
    * A bounded ring of slot handoffs in shared memory.
@@ -766,35 +993,76 @@ class Channel {
    * @param {{ capacity: number, spin?: number }} options capacity: ring entries, a power of two
    */
   constructor(pool, options, attached) {
+    let file
     if (pool === ATTACH) {
-      ({ pool, buffer: this.#handle, attachment: this.#attachment, spin: this.#spin } = attached)
+      ({ pool, buffer: this.#handle, attachment: this.#attachment, spin: this.#spin, file } = attached)
       this.#pool = pool
     } else {
       if (!(pool instanceof SharedPool)) {
         throw makeError(TypeError, 'ERR_INVALID_ARG_TYPE', `new Channel(pool, { capacity }) needs a SharedPool, got ${describe(pool)}`)
       }
       options = checkOptionsObject('options', options)
-      const capacity = checkInteger('capacity', options.capacity, 2, OFFSETS.maxCapacity)
-      if ((capacity & (capacity - 1)) !== 0) {
-        throw makeError(RangeError, 'ERR_OUT_OF_RANGE', `capacity must be a power of two, got ${capacity}`)
-      }
+      const capacity = checkCapacity(options.capacity)
       this.#spin = checkSpin(options.spin)
       const buffer = new SharedArrayBuffer(binding.channelRegionSize(capacity))
       this.#pool = pool
       this.#attachment = binding.channelCreate(new Uint8Array(buffer), pool._state.id, capacity, randomInt(1, 0xffffffff))
       this.#handle = buffer
     }
-    const buffer = this.#handle
-    this.#state = this.#pool._state
     this.#id = this.#attachment.id
+    const buffer = file === undefined ? this.#handle : binding.regionBuffer(this.#id)
+    this.#state = this.#pool._state
+    this.#file = file
     this.#i32 = new Int32Array(buffer)
     this.#mask = binding.channelStats(this.#id).capacity - 1
-    this.#handle = Object.freeze({ kind: CHANNEL_KIND, version: LAYOUT_VERSION, buffer, pool: this.#pool.handle })
+    this.#handle = Object.freeze(file === undefined
+      ? { kind: CHANNEL_KIND, version: LAYOUT_VERSION, buffer, pool: this.#pool.handle }
+      : { kind: CHANNEL_KIND, version: LAYOUT_VERSION, name: file.name, dir: file.dir, pool: this.#pool.handle })
     const uid = binding.channelUid(this.#id)
-    this.#recvSite = new WaitSite(this.#i32, OFFSETS.recvEpoch >>> 2,
-      (delta) => binding.channelWaiting(this.#id, true, delta), () => binding.channelNoteWait(this.#id, true), 'channel', uid)
-    this.#sendSite = new WaitSite(this.#i32, OFFSETS.sendEpoch >>> 2,
-      (delta) => binding.channelWaiting(this.#id, false, delta), () => binding.channelNoteWait(this.#id, false), 'channel', uid)
+    const isFile = file !== undefined
+    this.#recvSite = waitSite(isFile, this.#i32, OFFSETS.recvEpoch,
+      (delta) => binding.channelWaiting(this.#id, true, delta), () => binding.channelNoteWait(this.#id, true), 'channel', uid,
+      () => this.#id, SITE_RECEIVED)
+    this.#sendSite = waitSite(isFile, this.#i32, OFFSETS.sendEpoch,
+      (delta) => binding.channelWaiting(this.#id, false, delta), () => binding.channelNoteWait(this.#id, false), 'channel', uid,
+      () => this.#id, SITE_ROOM)
+  }
+
+  /**
+   * Creates a channel in a memory-mapped file (`<dir>/sabpool.<name>.channel`) for a pool made
+   * with `SharedPool.create`, so other processes can open it by name. A channel file left over
+   * from an earlier pool of the same name is replaced.
+   * @param {SharedPool} pool a file-backed pool
+   * @param {{ name: string, capacity: number, spin?: number, mode?: number, dir?: string }} options
+   */
+  static create(pool, options) {
+    checkFilePool(pool, 'Channel.create')
+    options = checkOptionsObject('options', options)
+    const name = checkName(options.name)
+    const dir = checkDir(options.dir)
+    const mode = checkMode(options.mode)
+    const capacity = checkCapacity(options.capacity)
+    const spin = checkSpin(options.spin)
+    const attachment = fileCall(() =>
+      binding.channelCreateFile(dir, name, pool._state.id, capacity, randomInt(1, 0xffffffff), mode))
+    return new Channel(ATTACH, undefined, { pool, attachment, spin, file: { name, dir } })
+  }
+
+  /**
+   * Opens a channel that a process created with `Channel.create`; received leases belong to
+   * `pool`, which must be the channel's pool (opened with `SharedPool.open`).
+   * @param {string} name
+   * @param {SharedPool} pool
+   * @param {{ dir?: string, spin?: number }} [options]
+   */
+  static open(name, pool, options) {
+    checkName(name)
+    checkFilePool(pool, 'Channel.open')
+    options = checkOptionsObject('options', options)
+    const dir = checkDir(options.dir)
+    const spin = checkSpin(options.spin)
+    const attachment = fileCall(() => binding.channelOpenFile(dir, name, pool._state.id))
+    return new Channel(ATTACH, undefined, { pool, attachment, spin, file: { name, dir } })
   }
 
   /**
@@ -811,7 +1079,8 @@ class Channel {
     if (handle.version !== LAYOUT_VERSION) {
       throw makeError(Error, 'ERR_SABPOOL_BAD_HANDLE', `this handle has layout version ${handle.version}; this sabpool reads version ${LAYOUT_VERSION}`)
     }
-    if (!(handle.buffer instanceof SharedArrayBuffer)) {
+    const isFile = typeof handle.name === 'string'
+    if (!isFile && !(handle.buffer instanceof SharedArrayBuffer)) {
       throw makeError(TypeError, 'ERR_SABPOOL_BAD_HANDLE', 'handle.buffer must be the channel\'s SharedArrayBuffer')
     }
     if (pool === undefined) {
@@ -819,6 +1088,7 @@ class Channel {
     } else if (!(pool instanceof SharedPool)) {
       throw makeError(TypeError, 'ERR_INVALID_ARG_TYPE', `pool must be a SharedPool, got ${describe(pool)}`)
     }
+    if (isFile) return Channel.open(handle.name, pool, { dir: handle.dir, spin })
     const attachment = binding.channelAttach(new Uint8Array(handle.buffer), pool._state.id)
     return new Channel(ATTACH, undefined, { pool, buffer: handle.buffer, attachment, spin })
   }
@@ -1046,6 +1316,24 @@ class Channel {
       recvWaits: s.recvWaits,
       closed: s.closed,
     }
+  }
+
+  /** The name a file-backed channel was created or opened with; undefined otherwise. */
+  get name() {
+    return this.#file?.name
+  }
+
+  /** Path of a file-backed channel's file; undefined for an in-process channel. */
+  get path() {
+    return this.#file === undefined ? undefined : binding.regionPath(this.#id)
+  }
+
+  /** Removes a file-backed channel's name (see `SharedPool#unlink`). */
+  unlink() {
+    if (this.#file === undefined) {
+      throw makeError(Error, 'ERR_SABPOOL_NOT_FILE', 'unlink: this channel is not backed by a file (create it with Channel.create)')
+    }
+    return fileCall(() => binding.regionUnlink(this.#id))
   }
 
   /** Detaches this thread from the channel (the pool stays attached). */

@@ -527,3 +527,42 @@ fn free_slot_wakeup_is_never_lost() {
     world.assert_quiescent();
   });
 }
+
+#[test]
+fn reclaiming_a_dead_participant_races_reclaimers_and_a_joiner() {
+  model(
+    "reclaiming_a_dead_participant_races_reclaimers_and_a_joiner",
+    Some(3),
+    || {
+      // One participant entry: the joiner can only get in once a reclaimer has freed it, and
+      // the lease it then takes must survive the other reclaimer.
+      let world = Arc::new(World::new(2, 1, None));
+      let dead = world.pool.join_process(1, 100, 1).unwrap();
+      world.pool.try_acquire(dead).unwrap().unwrap();
+      let alive = |pid: u32, _start: u64| pid != 100;
+      let w = world.clone();
+      let other = thread::spawn(move || w.pool.reclaim_dead(alive).unwrap());
+      let w = world.clone();
+      let joiner = thread::spawn(move || {
+        let me = loop {
+          match w.pool.join_process(2, 200, 1) {
+            Ok(me) => break me,
+            Err(_) => thread::yield_now(),
+          }
+        };
+        (me, w.pool.try_acquire(me).unwrap().unwrap())
+      });
+      let mine = world.pool.reclaim_dead(alive).unwrap();
+      let theirs = other.join().unwrap();
+      let (me, lease) = joiner.join().unwrap();
+      assert_eq!(mine.participants + theirs.participants, 1);
+      assert_eq!(mine.slots + theirs.slots, 1);
+      assert_eq!(
+        world.pool.slot_state(lease.slot).unwrap(),
+        (lease.generation, me.0 + 1, STATE_LEASED)
+      );
+      let _ = world.pool.release(me, lease).unwrap();
+      world.assert_quiescent();
+    },
+  );
+}

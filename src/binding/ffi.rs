@@ -1,18 +1,21 @@
 //! Raw Node-API glue: the binding's only `unsafe` code.
 //!
-//! Two things need it. (1) Adopting the memory of a SharedArrayBuffer: Node-API on Node 20 cannot
+//! Three things need it. (1) Adopting the memory of a SharedArrayBuffer: Node-API on Node 20 cannot
 //! take a SharedArrayBuffer itself, only a typed-array view of it, and we must hold a reference so
 //! the memory outlives every pointer we keep. (2) The hot operations (acquire, release, handoff,
 //! adopt, send, receive) as hand-written Node-API callbacks: an integer-in, integer-out callback
 //! costs a few tens of nanoseconds, while the generic `#[napi]` argument conversion costs several
-//! times that, which would dominate a ~100 ns acquire + release.
+//! times that, which would dominate a ~100 ns acquire + release. (3) Exposing a mapped region
+//! file to JS as an external (Shared)ArrayBuffer.
 
 use std::ffi::{c_char, c_void};
 use std::ptr;
+use std::sync::Arc;
 
 use napi::sys;
 
 use crate::core::mem::SharedMemory;
+use crate::core::shm::RegionFile;
 use crate::core::Error;
 
 use super::registry;
@@ -201,4 +204,102 @@ pub fn register_fast_functions(env: sys::napi_env, exports: sys::napi_value) -> 
     }
   }
   Ok(())
+}
+
+// ---- file-backed regions as JS buffers ---------------------------------------------------------
+
+/// `node_api_create_external_sharedarraybuffer` (Node >= 26.1, experimental). napi-rs does not
+/// bind it and older Node binaries do not export it, so it is looked up at run time.
+type CreateExternalSab = unsafe extern "C" fn(
+  env: sys::napi_env,
+  data: *mut c_void,
+  byte_length: usize,
+  finalize_cb: Option<unsafe extern "C" fn(data: *mut c_void, hint: *mut c_void)>,
+  finalize_hint: *mut c_void,
+  result: *mut sys::napi_value,
+) -> sys::napi_status;
+
+fn create_external_sab() -> Option<CreateExternalSab> {
+  static SYMBOL: std::sync::OnceLock<Option<CreateExternalSab>> = std::sync::OnceLock::new();
+  *SYMBOL.get_or_init(|| {
+    if std::env::var_os("SABPOOL_NO_EXTERNAL_SAB").is_some() {
+      return None;
+    }
+    // SAFETY: dlsym with a NUL-terminated name; RTLD_DEFAULT searches the Node binary itself.
+    let address = unsafe {
+      libc::dlsym(
+        libc::RTLD_DEFAULT,
+        c"node_api_create_external_sharedarraybuffer".as_ptr(),
+      )
+    };
+    if address.is_null() {
+      None
+    } else {
+      // SAFETY: the symbol, where Node exports it, has exactly this C signature (js_native_api.h).
+      Some(unsafe { std::mem::transmute::<*mut c_void, CreateExternalSab>(address) })
+    }
+  })
+}
+
+unsafe extern "C" fn drop_region_noenv(_data: *mut c_void, hint: *mut c_void) {
+  // SAFETY: `hint` is the `Box<Arc<RegionFile>>` leaked in `region_buffer`, finalized once.
+  drop(unsafe { Box::from_raw(hint as *mut Arc<RegionFile>) });
+}
+
+unsafe extern "C" fn drop_region(_env: sys::napi_env, data: *mut c_void, hint: *mut c_void) {
+  // SAFETY: as in `drop_region_noenv`.
+  unsafe { drop_region_noenv(data, hint) }
+}
+
+/// A JS buffer over the whole mapping of `file`: a SharedArrayBuffer where Node can make one from
+/// external memory, else an ArrayBuffer. Either keeps the mapping alive until it is collected.
+/// Returns the value and whether it is a SharedArrayBuffer.
+pub fn region_buffer(
+  env: sys::napi_env,
+  file: &Arc<RegionFile>,
+) -> Result<(sys::napi_value, bool), Error> {
+  let data = file.as_ptr() as *mut c_void;
+  let len = file.len();
+  let mut result = ptr::null_mut();
+  if let Some(create) = create_external_sab() {
+    let hint = Box::into_raw(Box::new(file.clone()));
+    // SAFETY: `data` is valid for `len` bytes until the mapping is dropped, which happens no
+    // earlier than the finalizer (it owns one reference through `hint`).
+    let status = unsafe {
+      create(
+        env,
+        data,
+        len,
+        Some(drop_region_noenv),
+        hint as *mut c_void,
+        &mut result,
+      )
+    };
+    if status == sys::Status::napi_ok {
+      return Ok((result, true));
+    }
+    // SAFETY: creation failed, so the finalizer will never run; reclaim the box.
+    drop(unsafe { Box::from_raw(hint) });
+  }
+  let hint = Box::into_raw(Box::new(file.clone()));
+  // SAFETY: as above. The buffer may be detached by JS (transfer); that only invalidates JS views,
+  // never memory Rust uses (the registry holds its own reference to the mapping).
+  let status = unsafe {
+    sys::napi_create_external_arraybuffer(
+      env,
+      data,
+      len,
+      Some(drop_region),
+      hint as *mut c_void,
+      &mut result,
+    )
+  };
+  if status != sys::Status::napi_ok {
+    // SAFETY: creation failed, so the finalizer will never run.
+    drop(unsafe { Box::from_raw(hint) });
+    return Err(Error::BadHandle(
+      "this Node cannot expose external memory to JS (external buffers are not allowed)",
+    ));
+  }
+  Ok((result, false))
 }

@@ -4,15 +4,25 @@
 
 mod ffi;
 mod registry;
+mod watch;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use std::path::Path;
+use std::sync::OnceLock;
+
 use crate::core::layout::{self, ChannelLayout, PoolLayout};
-use crate::core::{Channel, Error as CoreError, Pool};
-use registry::{ChannelEntry, PoolEntry};
+use crate::core::mem::Memory;
+use crate::core::shm::{self, MappedMemory, RegionFile, ShmError};
+use crate::core::{futex, Channel, Error as CoreError, Pool};
+use registry::{ChannelEntry, PoolEntry, RegionMemory, Site};
 
 fn js_error(e: CoreError) -> napi::Error<String> {
+  napi::Error::new(e.code().to_string(), e.to_string())
+}
+
+fn shm_error(e: ShmError) -> napi::Error<String> {
   napi::Error::new(e.code().to_string(), e.to_string())
 }
 
@@ -129,6 +139,37 @@ pub fn channel_region_size(capacity: u32) -> Result<f64, String> {
     .map_err(js_error)
 }
 
+/// This process's pid and start time, recorded in every participant entry it takes.
+fn this_process() -> (u32, u64) {
+  static START: OnceLock<u64> = OnceLock::new();
+  let pid = std::process::id();
+  (pid, *START.get_or_init(|| shm::process_start_time(pid)))
+}
+
+/// Joins `pool` as a new participant and registers it in this thread's table.
+fn join_pool(
+  pool: crate::core::Result<Pool<RegionMemory>>,
+  view: Option<ffi::ViewRef>,
+) -> Result<Attachment, String> {
+  let token = registry::new_token();
+  let (pid, start) = this_process();
+  let joined = pool.and_then(|pool| {
+    let me = pool.join_process(token, pid, start)?;
+    Ok(PoolEntry::new(pool, me, token))
+  });
+  match joined {
+    Ok(entry) => Ok(Attachment {
+      id: registry::insert_pool(entry, view),
+    }),
+    Err(e) => {
+      if let Some(view) = view {
+        view.delete();
+      }
+      Err(js_error(e))
+    }
+  }
+}
+
 fn attach_pool(
   env: &Env,
   view: Unknown,
@@ -136,26 +177,14 @@ fn attach_pool(
 ) -> Result<Attachment, String> {
   hook_cleanup(env)?;
   let (memory, view_ref) = ffi::adopt_view(env.raw(), view.raw()).map_err(js_error)?;
+  let memory = RegionMemory::Js(memory);
   let pool = match create {
     Some((slot_size, slots, max_participants, uid)) => {
       Pool::create(memory, slot_size, slots, max_participants, uid)
     }
     None => Pool::attach(memory),
   };
-  let token = registry::new_token();
-  let joined = pool.and_then(|pool| {
-    let me = pool.join(token, std::process::id())?;
-    Ok(PoolEntry::new(pool, me, token))
-  });
-  match joined {
-    Ok(entry) => Ok(Attachment {
-      id: registry::insert_pool(entry, view_ref),
-    }),
-    Err(e) => {
-      view_ref.delete();
-      Err(js_error(e))
-    }
-  }
+  join_pool(pool, Some(view_ref))
 }
 
 /// Lays out a fresh pool in `view` (a zeroed Uint8Array over a SharedArrayBuffer) and attaches.
@@ -226,7 +255,8 @@ pub fn pool_waiting(id: u32, delta: i32) -> Result<(), String> {
   on_pool(id, |p| {
     p.pool.add_waiters(delta)?;
     p.parked.set(p.parked.get().wrapping_add_signed(delta));
-    Ok(())
+    // Kept in the region too: if this process dies, whoever reclaims it withdraws these.
+    p.pool.set_parked(p.me, p.parked.get())
   })
 }
 
@@ -238,7 +268,7 @@ pub fn pool_reclaim_lease(id: u32, slot: u32, generation: u32) -> Result<bool, S
   on_pool(id, |p| {
     p.pool
       .reclaim_lease(p.me, crate::core::Lease { slot, generation })
-      .map(|wake| wake.0)
+      .map(|wake| p.memory().deliver(wake, layout::P_FREE_EPOCH) == 1)
   })
 }
 
@@ -257,6 +287,7 @@ fn attach_channel(
   hook_cleanup(env)?;
   let pool_uid = on_pool(pool_id, |p| Ok(p.pool.uid()))?;
   let (memory, view_ref) = ffi::adopt_view(env.raw(), view.raw()).map_err(js_error)?;
+  let memory = RegionMemory::Js(memory);
   let channel = match create {
     Some((capacity, uid)) => Channel::create(memory, capacity, uid, pool_uid),
     None => Channel::attach(memory).and_then(|c| {
@@ -270,7 +301,7 @@ fn attach_channel(
   };
   match channel {
     Ok(channel) => Ok(Attachment {
-      id: registry::insert_channel(ChannelEntry::new(channel), view_ref),
+      id: registry::insert_channel(ChannelEntry::new(channel), Some(view_ref)),
     }),
     Err(e) => {
       view_ref.delete();
@@ -326,10 +357,17 @@ pub fn channel_stats(id: u32) -> Result<ChannelStats, String> {
   })
 }
 
-/// Closes the channel; returns false if it was closed already. The caller wakes every waiter.
+/// Closes the channel; returns false if it was closed already. The caller wakes every waiter of
+/// an in-process channel; those of a file-backed one are woken here.
 #[napi]
 pub fn channel_close(id: u32) -> Result<bool, String> {
-  on_channel(id, |c| c.channel.close())
+  on_channel(id, |c| {
+    let was_open = c.channel.close()?;
+    let all = crate::core::Wake(true);
+    c.memory().deliver(all, layout::C_RECV_EPOCH);
+    c.memory().deliver(all, layout::C_SEND_EPOCH);
+    Ok(was_open)
+  })
 }
 
 #[napi]
@@ -435,4 +473,273 @@ pub fn status_table() -> Vec<StatusInfo> {
 #[napi(module_exports)]
 pub fn init(exports: Object, env: Env) -> Result<()> {
   ffi::register_fast_functions(env.raw(), exports.raw())
+}
+
+// ---- file-backed regions (cross-process) ------------------------------------------------------
+
+fn pool_file_name(name: &str) -> Result<String, String> {
+  shm::validate_name(name).map_err(shm_error)?;
+  Ok(format!("sabpool.{name}.pool"))
+}
+
+fn channel_file_name(name: &str) -> Result<String, String> {
+  shm::validate_name(name).map_err(shm_error)?;
+  Ok(format!("sabpool.{name}.channel"))
+}
+
+fn mapped(file: std::sync::Arc<RegionFile>) -> Result<MappedMemory, String> {
+  MappedMemory::new(file).map_err(js_error)
+}
+
+/// Creates a pool in a new file `sabpool.<name>.pool` of `dir` (replacing one left over by
+/// processes that are all gone) and attaches this thread.
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn pool_create_file(
+  env: Env,
+  dir: String,
+  name: String,
+  slot_size: u32,
+  slots: u32,
+  max_participants: u32,
+  uid: u32,
+  mode: u32,
+) -> Result<Attachment, String> {
+  hook_cleanup(&env)?;
+  let file_name = pool_file_name(&name)?;
+  let layout = PoolLayout::new(slot_size, slots, max_participants).map_err(js_error)?;
+  let file = shm::create(
+    Path::new(&dir),
+    &file_name,
+    layout.total_len,
+    mode,
+    |memory| Pool::create(memory, slot_size, slots, max_participants, uid).map(|_| ()),
+    |memory| {
+      Pool::attach(memory)?
+        .live_participants(shm::process_alive)
+        .map(|n| n == 0)
+    },
+  )
+  .map_err(shm_error)?;
+  let pool = Pool::attach(RegionMemory::File(mapped(file)?));
+  join_pool(pool, None)
+}
+
+/// Opens the pool file `sabpool.<name>.pool` of `dir`, validates it, attaches this thread and
+/// reclaims what participants of dead processes still hold.
+#[napi]
+pub fn pool_open_file(env: Env, dir: String, name: String) -> Result<Attachment, String> {
+  hook_cleanup(&env)?;
+  let path = Path::new(&dir).join(pool_file_name(&name)?);
+  let file = RegionFile::open(&path).map_err(shm_error)?;
+  let attachment = join_pool(Pool::attach(RegionMemory::File(mapped(file)?)), None)?;
+  on_pool(attachment.id, |p| {
+    let reclaimed = p.pool.reclaim_dead(shm::process_alive)?;
+    p.memory().deliver(reclaimed.wake, layout::P_FREE_EPOCH);
+    Ok(())
+  })?;
+  Ok(attachment)
+}
+
+fn file_channel(
+  pool_id: u32,
+  open: impl FnOnce(u32) -> Result<std::sync::Arc<RegionFile>, String>,
+) -> Result<Attachment, String> {
+  let (pool_uid, is_file) = on_pool(pool_id, |p| Ok((p.pool.uid(), p.memory().file().is_some())))?;
+  if !is_file {
+    return Err(js_error(CoreError::BadHandle(
+      "a file-backed channel needs a file-backed pool",
+    )));
+  }
+  let file = open(pool_uid)?;
+  let channel = Channel::attach(RegionMemory::File(mapped(file)?)).map_err(js_error)?;
+  if channel.pool_uid() != pool_uid {
+    return Err(js_error(CoreError::BadHandle(
+      "the channel carries slots of another pool",
+    )));
+  }
+  Ok(Attachment {
+    id: registry::insert_channel(ChannelEntry::new(channel), None),
+  })
+}
+
+/// Creates a channel in a new file `sabpool.<name>.channel` of `dir` for the file-backed pool
+/// `pool_id`. A channel file left over from an earlier pool (another pool uid) is replaced.
+#[napi]
+pub fn channel_create_file(
+  env: Env,
+  dir: String,
+  name: String,
+  pool_id: u32,
+  capacity: u32,
+  uid: u32,
+  mode: u32,
+) -> Result<Attachment, String> {
+  hook_cleanup(&env)?;
+  let file_name = channel_file_name(&name)?;
+  let layout = ChannelLayout::new(capacity).map_err(js_error)?;
+  file_channel(pool_id, |pool_uid| {
+    shm::create(
+      Path::new(&dir),
+      &file_name,
+      layout.total_len,
+      mode,
+      |memory| Channel::create(memory, capacity, uid, pool_uid).map(|_| ()),
+      |memory| Ok(Channel::attach(memory)?.pool_uid() != pool_uid),
+    )
+    .map_err(shm_error)
+  })
+}
+
+/// Opens the channel file `sabpool.<name>.channel` of `dir`; it must carry slots of `pool_id`.
+#[napi]
+pub fn channel_open_file(
+  env: Env,
+  dir: String,
+  name: String,
+  pool_id: u32,
+) -> Result<Attachment, String> {
+  hook_cleanup(&env)?;
+  let path = Path::new(&dir).join(channel_file_name(&name)?);
+  file_channel(pool_id, |_| RegionFile::open(&path).map_err(shm_error))
+}
+
+/// The mapped file of a pool or channel attachment, or None for an in-process region.
+fn region_file(id: u32) -> Result<Option<MappedMemory>, String> {
+  if let Some(found) = registry::with_pool(id, |p| Ok(p.memory().file().cloned())) {
+    return found.map_err(js_error);
+  }
+  registry::with_channel_only(id, |c| Ok(c.memory().file().cloned()))
+    .ok_or_else(detached)?
+    .map_err(js_error)
+}
+
+fn require_file(id: u32) -> Result<MappedMemory, String> {
+  region_file(id)?.ok_or_else(|| {
+    js_error(CoreError::BadHandle(
+      "this pool or channel is not backed by a file",
+    ))
+  })
+}
+
+/// A new JS buffer over the whole mapping of a file-backed attachment (a SharedArrayBuffer where
+/// this Node supports one over external memory, else an ArrayBuffer).
+#[napi]
+pub fn region_buffer(env: Env, id: u32) -> Result<Unknown<'static>, String> {
+  let memory = require_file(id)?;
+  let (value, _) = ffi::region_buffer(env.raw(), memory.file()).map_err(js_error)?;
+  // SAFETY: `value` was just created in `env` by Node-API.
+  Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+}
+
+/// Path of a file-backed region, or null.
+#[napi]
+pub fn region_path(id: u32) -> Result<Option<String>, String> {
+  Ok(region_file(id)?.map(|m| m.file().path().display().to_string()))
+}
+
+/// Removes the region's file name if it still names this region. Returns whether it did.
+#[napi]
+pub fn region_unlink(id: u32) -> Result<bool, String> {
+  require_file(id)?.file().unlink().map_err(shm_error)
+}
+
+#[napi(object)]
+pub struct DeadReclaimed {
+  pub participants: u32,
+  pub slots: u32,
+}
+
+/// Tears down participants whose process has died and returns their leased slots.
+#[napi]
+pub fn pool_reclaim_dead(id: u32) -> Result<DeadReclaimed, String> {
+  on_pool(id, |p| {
+    let r = p.pool.reclaim_dead(shm::process_alive)?;
+    p.memory().deliver(r.wake, layout::P_FREE_EPOCH);
+    Ok(DeadReclaimed {
+      participants: r.participants,
+      slots: r.slots,
+    })
+  })
+}
+
+fn site(n: u32) -> Result<Site, String> {
+  Site::from_u32(n).ok_or_else(|| {
+    napi::Error::new(
+      "ERR_INVALID_ARG_TYPE".to_string(),
+      "unknown wait site".to_string(),
+    )
+  })
+}
+
+/// Blocks this thread on the epoch word of `site` of a file-backed region while it still holds
+/// `seen`, for at most `timeout_ms`. Wakes come from any process.
+#[napi]
+pub fn wait_file(id: u32, site_kind: u32, seen: u32, timeout_ms: f64) -> Result<(), String> {
+  let memory = require_file(id)?;
+  let word = memory.u32_at(site(site_kind)?.epoch()).map_err(js_error)?;
+  let timeout = std::time::Duration::from_secs_f64((timeout_ms.max(0.0) / 1000.0).min(3600.0));
+  futex::wait(word, seen, Some(timeout));
+  Ok(())
+}
+
+type WatcherCell = std::cell::RefCell<Option<watch::Watcher>>;
+
+/// Runs `f` on the watcher slot of `site` of attachment `id`.
+fn with_watcher<T>(
+  id: u32,
+  site: Site,
+  f: impl FnOnce(&WatcherCell) -> Result<T, String>,
+) -> Result<T, String> {
+  let found = match site {
+    Site::FreeSlot => registry::with_pool(id, |p| Ok(f(&p.watcher))),
+    Site::Received => registry::with_channel_only(id, |c| Ok(f(&c.watchers[0]))),
+    Site::Room => registry::with_channel_only(id, |c| Ok(f(&c.watchers[1]))),
+  };
+  found.ok_or_else(detached)?.map_err(js_error)?
+}
+
+/// Starts (once per attachment and site) the thread that serves async waits of this JS thread on
+/// a file-backed region; `callback` runs on this JS thread each time an armed wait's epoch moves.
+#[napi]
+pub fn watch_file(
+  id: u32,
+  site_kind: u32,
+  callback: Function<'_, (), Unknown<'static>>,
+) -> Result<(), String> {
+  let site = site(site_kind)?;
+  let memory = require_file(id)?;
+  with_watcher(id, site, |cell| {
+    if cell.borrow().is_some() {
+      return Ok(());
+    }
+    let tsfn = callback
+      .build_threadsafe_function::<()>()
+      .callee_handled::<false>()
+      .weak::<true>()
+      .build()
+      .map_err(|e| napi::Error::new("ERR_SABPOOL_INTERNAL".to_string(), e.reason.clone()))?;
+    let watcher = watch::Watcher::start(memory, site.epoch(), tsfn).map_err(|e| {
+      napi::Error::new(
+        "ERR_SABPOOL_IO".to_string(),
+        format!("cannot start a watcher thread: {e}"),
+      )
+    })?;
+    *cell.borrow_mut() = Some(watcher);
+    Ok(())
+  })
+}
+
+/// Arms the watcher of `site`: one callback once its epoch word no longer holds `seen`.
+#[napi]
+pub fn arm_file(id: u32, site_kind: u32, seen: u32) -> Result<(), String> {
+  with_watcher(id, site(site_kind)?, |cell| match &*cell.borrow() {
+    Some(w) => {
+      w.arm(seen);
+      Ok(())
+    }
+    None => Err(js_error(CoreError::BadHandle(
+      "no watcher started for this wait site",
+    ))),
+  })
 }

@@ -9,10 +9,71 @@
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::core::mem::SharedMemory;
-use crate::core::{Channel, Error, Lease, Participant, Pool, Received, Sent};
+use crate::core::futex;
+use crate::core::layout::{C_RECV_EPOCH, C_SEND_EPOCH, P_FREE_EPOCH};
+use crate::core::mem::{Memory, SharedMemory};
+use crate::core::shm::MappedMemory;
+use crate::core::{Channel, Error, Lease, Participant, Pool, Received, Sent, Wake};
 
 use super::ffi::ViewRef;
+use super::watch::Watcher;
+
+/// The memory of an attached region: a SharedArrayBuffer of this process, whose waiters park in
+/// JS (`Atomics.wait`), or a mapped file shared with other processes, whose waiters park on
+/// futexes and are woken here, natively.
+pub enum RegionMemory {
+  Js(SharedMemory),
+  File(MappedMemory),
+}
+
+impl RegionMemory {
+  pub fn file(&self) -> Option<&MappedMemory> {
+    match self {
+      RegionMemory::File(m) => Some(m),
+      RegionMemory::Js(_) => None,
+    }
+  }
+
+  /// Delivers a wake-up the core asked for on the epoch word at `epoch`. Returns 1 when the JS
+  /// caller must notify (`Atomics.notify`), 0 when nothing more is needed.
+  pub fn deliver(&self, wake: Wake, epoch: usize) -> i32 {
+    match self {
+      RegionMemory::Js(_) => wake.0 as i32,
+      RegionMemory::File(m) => {
+        if wake.0 {
+          if let Ok(word) = m.u32_at(epoch) {
+            futex::wake_all(word);
+          }
+        }
+        0
+      }
+    }
+  }
+}
+
+impl Memory for RegionMemory {
+  #[inline]
+  fn len(&self) -> usize {
+    match self {
+      RegionMemory::Js(m) => m.len(),
+      RegionMemory::File(m) => m.len(),
+    }
+  }
+  #[inline]
+  fn u32_at(&self, offset: usize) -> crate::core::Result<&crate::core::sync::AtomicU32> {
+    match self {
+      RegionMemory::Js(m) => m.u32_at(offset),
+      RegionMemory::File(m) => m.u32_at(offset),
+    }
+  }
+  #[inline]
+  fn u64_at(&self, offset: usize) -> crate::core::Result<&crate::core::sync::AtomicU64> {
+    match self {
+      RegionMemory::Js(m) => m.u64_at(offset),
+      RegionMemory::File(m) => m.u64_at(offset),
+    }
+  }
+}
 
 /// A fast call got arguments that are not numbers (only reachable by bypassing the JS wrapper).
 pub const STATUS_BAD_ARGUMENTS: i32 = -17;
@@ -23,37 +84,79 @@ pub const STATUS_NONE: i32 = -1;
 pub const STATUS_CLOSED: i32 = -2;
 
 pub struct PoolEntry {
-  pub pool: Pool<SharedMemory>,
+  pub pool: Pool<RegionMemory>,
   pub me: Participant,
   pub token: u64,
   /// How many waits of this thread are registered in the pool's waiter count right now.
   pub parked: Cell<u32>,
+  /// File-backed pools: the thread that waits for free slots on behalf of async acquirers.
+  pub watcher: RefCell<Option<Watcher>>,
 }
 
 impl PoolEntry {
-  pub fn new(pool: Pool<SharedMemory>, me: Participant, token: u64) -> Self {
+  pub fn new(pool: Pool<RegionMemory>, me: Participant, token: u64) -> Self {
     PoolEntry {
       pool,
       me,
       token,
       parked: Cell::new(0),
+      watcher: RefCell::new(None),
     }
+  }
+
+  pub fn memory(&self) -> &RegionMemory {
+    self.pool.memory()
   }
 }
 
 pub struct ChannelEntry {
-  pub channel: Channel<SharedMemory>,
+  pub channel: Channel<RegionMemory>,
   /// Waits of this thread registered in the channel's receiver and sender waiter counts.
   pub parked_recv: Cell<u32>,
   pub parked_send: Cell<u32>,
+  /// File-backed channels: threads that wait for the receive and send epochs on behalf of async
+  /// receivers and senders.
+  pub watchers: [RefCell<Option<Watcher>>; 2],
 }
 
 impl ChannelEntry {
-  pub fn new(channel: Channel<SharedMemory>) -> Self {
+  pub fn new(channel: Channel<RegionMemory>) -> Self {
     ChannelEntry {
       channel,
       parked_recv: Cell::new(0),
       parked_send: Cell::new(0),
+      watchers: [RefCell::new(None), RefCell::new(None)],
+    }
+  }
+
+  pub fn memory(&self) -> &RegionMemory {
+    self.channel.memory()
+  }
+}
+
+/// Which epoch word a wait parks on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Site {
+  FreeSlot,
+  Received,
+  Room,
+}
+
+impl Site {
+  pub fn from_u32(n: u32) -> Option<Site> {
+    match n {
+      0 => Some(Site::FreeSlot),
+      1 => Some(Site::Received),
+      2 => Some(Site::Room),
+      _ => None,
+    }
+  }
+
+  pub fn epoch(self) -> usize {
+    match self {
+      Site::FreeSlot => P_FREE_EPOCH,
+      Site::Received => C_RECV_EPOCH,
+      Site::Room => C_SEND_EPOCH,
     }
   }
 }
@@ -66,6 +169,7 @@ enum Region {
 struct Entry {
   region: Region,
   // Declared after `region`, and deleted only after the region view is gone (see `remove`).
+  // None for file-backed regions, whose memory keeps its mapping alive itself.
   view: Option<ViewRef>,
 }
 
@@ -87,13 +191,10 @@ pub fn new_token() -> u64 {
   ((std::process::id() as u64) << 32) | (NEXT_TOKEN.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff)
 }
 
-fn insert(region: Region, view: ViewRef) -> u32 {
+fn insert(region: Region, view: Option<ViewRef>) -> u32 {
   REGISTRY.with(|r| {
     let mut r = r.borrow_mut();
-    let entry = Some(Entry {
-      region,
-      view: Some(view),
-    });
+    let entry = Some(Entry { region, view });
     match r.free_ids.pop() {
       Some(id) => {
         r.entries[id as usize] = entry;
@@ -107,11 +208,11 @@ fn insert(region: Region, view: ViewRef) -> u32 {
   })
 }
 
-pub fn insert_pool(entry: PoolEntry, view: ViewRef) -> u32 {
+pub fn insert_pool(entry: PoolEntry, view: Option<ViewRef>) -> u32 {
   insert(Region::Pool(entry), view)
 }
 
-pub fn insert_channel(entry: ChannelEntry, view: ViewRef) -> u32 {
+pub fn insert_channel(entry: ChannelEntry, view: Option<ViewRef>) -> u32 {
   insert(Region::Channel(entry), view)
 }
 
@@ -120,12 +221,19 @@ fn retire(entry: Entry) {
   // A thread torn down while parked (e.g. `worker.terminate()` during a wait) never ran the code
   // that unregisters its waits; withdraw them here so the waiter counts stay exact. Errors mean
   // the region was scribbled on; its state is then unknowable and there is nothing better to do.
+  // Watcher threads are told to stop first (they hold their own reference to the mapping).
+  // Slots reclaimed from a file-backed pool wake waiters of other processes right here; an
+  // in-process pool's waiters (in threads still running) re-check within a park slice.
   match &region {
     Region::Pool(p) => {
+      drop(p.watcher.take());
       let _ = p.pool.add_waiters(-(p.parked.get() as i32));
-      let _ = p.pool.leave(p.me, p.token);
+      if let Ok((_, wake)) = p.pool.leave(p.me, p.token) {
+        p.memory().deliver(wake, P_FREE_EPOCH);
+      }
     }
     Region::Channel(c) => {
+      c.watchers.iter().for_each(|w| drop(w.take()));
       let _ = c.channel.add_waiters(true, -(c.parked_recv.get() as i32));
       let _ = c.channel.add_waiters(false, -(c.parked_send.get() as i32));
     }
@@ -244,7 +352,7 @@ pub fn pool_acquire([id]: [u32; 1]) -> i32 {
 pub fn pool_release([id, slot, generation]: [u32; 3]) -> i32 {
   status(with_pool(id, |p| {
     let wake = p.pool.release(p.me, Lease { slot, generation })?;
-    Ok(wake.0 as i32)
+    Ok(p.memory().deliver(wake, P_FREE_EPOCH))
   }))
 }
 
@@ -274,7 +382,7 @@ pub fn channel_send([id, pool_id, slot, generation, length]: [u32; 5]) -> i32 {
         .channel
         .try_send(&p.pool, p.me, Lease { slot, generation }, length)?
       {
-        Sent::Sent(wake) => wake.0 as i32,
+        Sent::Sent(wake) => c.memory().deliver(wake, C_RECV_EPOCH),
         Sent::Full => STATUS_NONE,
       },
     )
@@ -288,7 +396,9 @@ pub fn channel_recv([id, pool_id]: [u32; 2]) -> i32 {
   status(with_channel(id, pool_id, |c, p| {
     Ok(match c.channel.try_recv(&p.pool, p.me)? {
       // Slot counts are capped at 2^24, so this fits an i32.
-      Received::Lease(lease, _, wake) => (lease.slot as i32) * 2 + wake.0 as i32,
+      Received::Lease(lease, _, wake) => {
+        (lease.slot as i32) * 2 + c.memory().deliver(wake, C_SEND_EPOCH)
+      }
       Received::Empty => STATUS_NONE,
       Received::Closed => STATUS_CLOSED,
     })

@@ -89,6 +89,10 @@ impl<M: Memory> Channel<M> {
     })
   }
 
+  pub fn memory(&self) -> &M {
+    &self.mem
+  }
+
   pub fn attach(mem: M) -> Result<Self> {
     let (layout, uid, pool_uid) = ChannelLayout::read(&mem)?;
     Ok(Channel {

@@ -46,9 +46,17 @@ pub const P_PARTICIPANTS: usize = 4 * LINE;
 pub const PART_SIZE: usize = LINE;
 pub const PART_TOKEN: usize = 0;
 pub const PART_PID: usize = 8;
+/// Waits of this participant registered in `P_FREE_WAITERS` right now (withdrawn if it dies).
+pub const PART_PARKED: usize = 12;
 pub const PART_ACQUIRED: usize = 16;
 pub const PART_RELEASED: usize = 24;
 pub const PART_WAITS: usize = 32;
+/// Start time of the participant's process (0: unknown); with the pid it survives pid reuse.
+pub const PART_START: usize = 40;
+/// Token of an entry being torn down by a participant that found its process dead.
+pub const PART_RECLAIMING: u64 = u64::MAX;
+/// Token of an entry being claimed, until its pid and start time are written.
+pub const PART_JOINING: u64 = u64::MAX - 1;
 
 /// Per-slot metadata: state word (u64: generation << 32 | owner << 8 | state), free-list link,
 /// length in use.

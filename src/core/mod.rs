@@ -3,12 +3,16 @@
 
 pub mod channel;
 pub mod error;
+#[cfg(not(loom))]
+pub mod futex;
 pub mod layout;
 pub mod mem;
 pub mod pool;
+#[cfg(all(unix, not(loom)))]
+pub mod shm;
 pub mod sync;
 
 pub use channel::{Channel, ChannelStats, Received, Sent};
 pub use error::{Error, Result};
 pub use mem::{Memory, OwnedMemory};
-pub use pool::{Lease, Participant, Pool, PoolStats, Wake};
+pub use pool::{DeadReclaim, Lease, Participant, Pool, PoolStats, Wake};

@@ -65,7 +65,7 @@ impl Participant {
 /// Whether a parked thread must be woken after an operation (the caller does the wake, with the
 /// mechanism its waiters use: JS `Atomics.notify` in-process, a futex across processes).
 #[must_use]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Wake(pub bool);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,6 +80,16 @@ pub struct PoolStats {
   pub participants: u32,
   /// Threads registered as waiting for a free slot right now.
   pub waiting: u32,
+}
+
+/// What [`Pool::reclaim_dead`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeadReclaim {
+  /// Participants of dead processes torn down.
+  pub participants: u32,
+  /// Leased slots of theirs returned to the free list.
+  pub slots: u32,
+  pub wake: Wake,
 }
 
 /// A view of a pool region, validated.
@@ -147,16 +157,129 @@ impl<M: Memory> Pool<M> {
 
   /// Takes a free participant entry. `token` must be non-zero and unique among live participants.
   pub fn join(&self, token: u64, pid: u32) -> Result<Participant> {
-    assert_ne!(token, 0, "participant tokens are non-zero");
+    self.join_process(token, pid, 0)
+  }
+
+  /// As [`Pool::join`], also recording the process start time (0: unknown), which lets
+  /// [`Pool::reclaim_dead`] tell a dead process from a new one that got the same pid.
+  pub fn join_process(&self, token: u64, pid: u32, start: u64) -> Result<Participant> {
+    assert!(
+      token != 0 && token != PART_RECLAIMING && token != PART_JOINING,
+      "participant tokens are non-zero and not a marker"
+    );
     for index in 0..self.layout.max_participants {
       let entry = self.layout.participant(index);
       let word = self.mem.u64_at(entry + PART_TOKEN)?;
-      if word.load(Relaxed) == 0 && word.compare_exchange(0, token, AcqRel, Relaxed).is_ok() {
+      // Claim the entry first, fill in who we are, then publish the token (Release): whoever
+      // sees the token (Acquire) sees our pid, never the pid of the entry's previous owner.
+      if word.load(Relaxed) == 0
+        && word
+          .compare_exchange(0, PART_JOINING, AcqRel, Relaxed)
+          .is_ok()
+      {
         self.mem.u32_at(entry + PART_PID)?.store(pid, Relaxed);
+        self.mem.u64_at(entry + PART_START)?.store(start, Relaxed);
+        self.mem.u32_at(entry + PART_PARKED)?.store(0, Relaxed);
+        word.store(token, Release);
         return Ok(Participant(index));
       }
     }
     Err(Error::TooManyParticipants)
+  }
+
+  /// Records how many waits of `who` are registered in the free-slot waiter count, so that a
+  /// participant reclaiming `who` after its process died can withdraw them.
+  pub fn set_parked(&self, who: Participant, parked: u32) -> Result<()> {
+    let entry = self.participant_entry(who)?;
+    self.mem.u32_at(entry + PART_PARKED)?.store(parked, Relaxed);
+    Ok(())
+  }
+
+  fn participant_entry(&self, who: Participant) -> Result<usize> {
+    if who.0 >= self.layout.max_participants {
+      return Err(Error::BadTicket("participant index out of range"));
+    }
+    Ok(self.layout.participant(who.0))
+  }
+
+  /// Participants whose process `alive` says is still running (entries being reclaimed count as
+  /// gone). A region with none is left over from processes that are all gone.
+  pub fn live_participants(&self, alive: impl Fn(u32, u64) -> bool) -> Result<u32> {
+    let mut live = 0;
+    for index in 0..self.layout.max_participants {
+      let entry = self.layout.participant(index);
+      let token = self.mem.u64_at(entry + PART_TOKEN)?.load(Acquire);
+      if token == 0 || token == PART_RECLAIMING {
+        continue;
+      }
+      if token == PART_JOINING {
+        live += 1;
+        continue;
+      }
+      let pid = self.mem.u32_at(entry + PART_PID)?.load(Relaxed);
+      let start = self.mem.u64_at(entry + PART_START)?.load(Relaxed);
+      if alive(pid, start) {
+        live += 1;
+      }
+    }
+    Ok(live)
+  }
+
+  /// Tears down every participant whose process `alive(pid, start)` says is gone (killed, crashed,
+  /// exited without detaching): its leased slots go back to the free list, its registered waits
+  /// are withdrawn, its counters are folded into the totals and its entry is freed. Safe to run
+  /// from several processes at once: each entry is claimed (token → [`PART_RECLAIMING`]) by one.
+  pub fn reclaim_dead(&self, alive: impl Fn(u32, u64) -> bool) -> Result<DeadReclaim> {
+    let mut out = DeadReclaim::default();
+    for index in 0..self.layout.max_participants {
+      let entry = self.layout.participant(index);
+      let token_word = self.mem.u64_at(entry + PART_TOKEN)?;
+      // Acquire: pairs with the Release that published the token after its pid and start time.
+      let token = token_word.load(Acquire);
+      if token == 0 || token == PART_RECLAIMING || token == PART_JOINING {
+        continue;
+      }
+      let pid = self.mem.u32_at(entry + PART_PID)?.load(Relaxed);
+      let start = self.mem.u64_at(entry + PART_START)?.load(Relaxed);
+      if alive(pid, start) {
+        continue;
+      }
+      // AcqRel: we see the dead participant's last writes, and nobody else reclaims this entry.
+      if token_word
+        .compare_exchange(token, PART_RECLAIMING, AcqRel, Relaxed)
+        .is_err()
+      {
+        continue;
+      }
+      let parked = self.mem.u32_at(entry + PART_PARKED)?.swap(0, Relaxed);
+      let waiters = self.mem.u32_at(P_FREE_WAITERS)?;
+      // Saturating: a scribbled count must not wrap to "everyone is waiting".
+      let _ = waiters.fetch_update(SeqCst, SeqCst, |w| Some(w.saturating_sub(parked)));
+      let (slots, wake) = self.reclaim(Participant(index))?;
+      self.retire_counters(entry)?;
+      // Release: the zeroed counters are visible to whoever claims the entry next.
+      token_word.store(0, Release);
+      out.participants += 1;
+      out.slots += slots;
+      out.wake.0 |= wake.0;
+    }
+    Ok(out)
+  }
+
+  /// Moves a participant's counters into the pool's retired totals.
+  fn retire_counters(&self, entry: usize) -> Result<()> {
+    for (from, to) in [
+      (PART_ACQUIRED, P_RETIRED_ACQUIRED),
+      (PART_RELEASED, P_RETIRED_RELEASED),
+      (PART_WAITS, P_RETIRED_WAITS),
+    ] {
+      let counter = self.mem.u64_at(entry + from)?;
+      self
+        .mem
+        .u64_at(to)?
+        .fetch_add(counter.swap(0, Relaxed), Relaxed);
+    }
+    Ok(())
   }
 
   /// Token and pid of a participant entry (token 0: free).
@@ -181,17 +304,7 @@ impl<M: Memory> Pool<M> {
       return Ok((0, Wake(false)));
     }
     let (count, wake) = self.reclaim(who)?;
-    for (from, to) in [
-      (PART_ACQUIRED, P_RETIRED_ACQUIRED),
-      (PART_RELEASED, P_RETIRED_RELEASED),
-      (PART_WAITS, P_RETIRED_WAITS),
-    ] {
-      let counter = self.mem.u64_at(entry + from)?;
-      self
-        .mem
-        .u64_at(to)?
-        .fetch_add(counter.swap(0, Relaxed), Relaxed);
-    }
+    self.retire_counters(entry)?;
     // Release: the zeroed counters are visible to whoever claims the entry next.
     let _ = token_word.compare_exchange(token, 0, Release, Relaxed);
     Ok((count, wake))

@@ -1,0 +1,460 @@
+//! Regions backed by a memory-mapped file, so processes can share a pool or channel.
+//!
+//! A region file is written in full under a temporary name and then published with `link(2)`,
+//! which fails if the name exists: other processes never see a half-initialised region, and two
+//! creators of one name cannot both win. Opening maps the whole file and leaves validation to
+//! `Pool::attach`/`Channel::attach`, which refuse anything whose header does not describe a region
+//! that fits in the file. Files are created with owner-only permissions unless asked otherwise.
+//!
+//! A file another process shrinks while mapped makes accesses past its new end raise SIGBUS; only
+//! processes allowed to write the file (by default: the same user) can do that.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::MmapRaw;
+
+use super::error::{Error, Result};
+use super::mem::{Memory, SharedMemory};
+use super::sync::{AtomicU32, AtomicU64};
+
+/// Longest region name accepted (file names stay well under the usual 255-byte limit).
+pub const MAX_NAME_LEN: usize = 200;
+/// Permissions of a new region file unless the caller asks for others: owner read and write.
+pub const DEFAULT_MODE: u32 = 0o600;
+
+/// Why a file-backed region could not be created, opened or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShmError {
+  /// The name is not a plain file name (empty, too long, a path, hidden, odd characters).
+  BadName(String),
+  /// Creating: the name is taken by a region still in use, or by a file that is not a region
+  /// of this kind.
+  Exists(String),
+  /// Opening: no region of that name.
+  NotFound(String),
+  /// The operating system refused access (permissions).
+  Access(String),
+  /// Any other operating-system error.
+  Io(String),
+  /// The file is not a valid region (validation error of the core).
+  Region(Error),
+}
+
+impl ShmError {
+  pub fn code(&self) -> &'static str {
+    match self {
+      ShmError::BadName(_) => "ERR_SABPOOL_BAD_NAME",
+      ShmError::Exists(_) => "ERR_SABPOOL_EXISTS",
+      ShmError::NotFound(_) => "ERR_SABPOOL_NOT_FOUND",
+      ShmError::Access(_) => "ERR_SABPOOL_ACCESS",
+      ShmError::Io(_) => "ERR_SABPOOL_IO",
+      ShmError::Region(e) => e.code(),
+    }
+  }
+}
+
+impl std::fmt::Display for ShmError {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    match self {
+      ShmError::BadName(m)
+      | ShmError::Exists(m)
+      | ShmError::NotFound(m)
+      | ShmError::Access(m)
+      | ShmError::Io(m) => f.write_str(m),
+      ShmError::Region(e) => write!(f, "{e}"),
+    }
+  }
+}
+
+impl From<Error> for ShmError {
+  fn from(e: Error) -> Self {
+    ShmError::Region(e)
+  }
+}
+
+fn io_error(what: &str, path: &Path, e: io::Error) -> ShmError {
+  let message = format!("{what} {}: {e}", path.display());
+  match e.kind() {
+    io::ErrorKind::NotFound => ShmError::NotFound(message),
+    io::ErrorKind::AlreadyExists => ShmError::Exists(message),
+    io::ErrorKind::PermissionDenied => ShmError::Access(message),
+    _ => ShmError::Io(message),
+  }
+}
+
+/// Checks that `name` can only ever name a file directly inside the region directory: ASCII
+/// letters, digits, `.`, `_` and `-`, not starting with `.` (no `..`, no hidden or temporary files).
+pub fn validate_name(name: &str) -> std::result::Result<(), ShmError> {
+  let ok = !name.is_empty()
+    && name.len() <= MAX_NAME_LEN
+    && !name.starts_with('.')
+    && name
+      .bytes()
+      .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+  if ok {
+    Ok(())
+  } else {
+    Err(ShmError::BadName(format!(
+      "region names are 1 to {MAX_NAME_LEN} characters of A-Z a-z 0-9 . _ - and do not start with '.', got {:?}",
+      name.chars().take(MAX_NAME_LEN + 1).collect::<String>()
+    )))
+  }
+}
+
+/// A mapped region file. The mapping lives as long as this value; the file stays open so that
+/// `unlink` can tell whether the name still refers to it.
+pub struct RegionFile {
+  map: MmapRaw,
+  file: File,
+  path: PathBuf,
+}
+
+impl RegionFile {
+  /// Maps an existing file. Refuses symbolic links, non-regular files and files too short to
+  /// hold any region header; the caller validates the header.
+  pub fn open(path: &Path) -> std::result::Result<Arc<RegionFile>, ShmError> {
+    let file = OpenOptions::new()
+      .read(true)
+      .write(true)
+      .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+      .open(path)
+      .map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) => ShmError::Region(Error::BadHandle("the name is a symbolic link")),
+        _ => io_error("cannot open", path, e),
+      })?;
+    Self::map(file, path)
+  }
+
+  fn map(file: File, path: &Path) -> std::result::Result<Arc<RegionFile>, ShmError> {
+    let meta = file
+      .metadata()
+      .map_err(|e| io_error("cannot stat", path, e))?;
+    if !meta.file_type().is_file() {
+      return Err(ShmError::Region(Error::BadHandle("not a regular file")));
+    }
+    if meta.len() < super::layout::LINE as u64 {
+      return Err(ShmError::Region(Error::BadHandle(
+        "file is shorter than any region header",
+      )));
+    }
+    if usize::try_from(meta.len()).is_err() {
+      return Err(ShmError::Region(Error::BadHandle(
+        "file too large for this platform",
+      )));
+    }
+    let map = MmapRaw::map_raw(&file).map_err(|e| io_error("cannot map", path, e))?;
+    Ok(Arc::new(RegionFile {
+      map,
+      file,
+      path: path.to_path_buf(),
+    }))
+  }
+
+  /// Creates a zero-filled file of `len` bytes under a temporary name in `dir`, lets `init` write
+  /// the region into it, then publishes it as `file_name`. Fails with [`ShmError::Exists`] if the
+  /// name is taken; the temporary file is removed in every case.
+  pub fn create_exclusive(
+    dir: &Path,
+    file_name: &str,
+    len: usize,
+    mode: u32,
+    init: impl FnOnce(MappedMemory) -> Result<()>,
+  ) -> std::result::Result<Arc<RegionFile>, ShmError> {
+    let path = dir.join(file_name);
+    let temp = dir.join(format!(
+      ".{file_name}.{}.{}.tmp",
+      std::process::id(),
+      temp_suffix()
+    ));
+    let result = (|| {
+      let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&temp)
+        .map_err(|e| io_error("cannot create", &temp, e))?;
+      // The umask may have removed bits from `mode`; the caller's choice is exact.
+      file
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| io_error("cannot set permissions of", &temp, e))?;
+      file
+        .set_len(len as u64)
+        .map_err(|e| io_error("cannot size", &temp, e))?;
+      let region = Self::map(file, &temp)?;
+      init(MappedMemory::new(region.clone())?)?;
+      std::fs::hard_link(&temp, &path).map_err(|e| io_error("cannot publish", &path, e))?;
+      Ok(Arc::new(RegionFile {
+        // Re-home the mapping under its public path (same file, same mapping).
+        path: path.clone(),
+        ..Arc::try_unwrap(region).map_err(|_| {
+          ShmError::Io("internal: region still borrowed after initialisation".into())
+        })?
+      }))
+    })();
+    let _ = std::fs::remove_file(&temp);
+    result
+  }
+
+  pub fn path(&self) -> &Path {
+    &self.path
+  }
+
+  pub fn len(&self) -> usize {
+    self.map.len()
+  }
+
+  pub fn is_empty(&self) -> bool {
+    self.map.len() == 0
+  }
+
+  /// Start of the mapping (page-aligned). Valid for `len()` bytes while `self` lives.
+  pub fn as_ptr(&self) -> *mut u8 {
+    self.map.as_mut_ptr()
+  }
+
+  /// Removes the file's name if it still names this file (not one created since under the same
+  /// name). Returns whether it removed it. Processes that have it mapped keep their mapping; the
+  /// memory is freed when the last one unmaps.
+  pub fn unlink(&self) -> std::result::Result<bool, ShmError> {
+    let mine = self
+      .file
+      .metadata()
+      .map_err(|e| io_error("cannot stat", &self.path, e))?;
+    let named = match std::fs::symlink_metadata(&self.path) {
+      Ok(m) => m,
+      Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+      Err(e) => return Err(io_error("cannot stat", &self.path, e)),
+    };
+    if named.dev() != mine.dev() || named.ino() != mine.ino() {
+      return Ok(false);
+    }
+    match std::fs::remove_file(&self.path) {
+      Ok(()) => Ok(true),
+      Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+      Err(e) => Err(io_error("cannot remove", &self.path, e)),
+    }
+  }
+}
+
+fn temp_suffix() -> u64 {
+  use std::hash::{BuildHasher, Hasher};
+  let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+  h.write_u128(
+    std::time::SystemTime::now()
+      .duration_since(std::time::UNIX_EPOCH)
+      .map_or(0, |d| d.as_nanos()),
+  );
+  h.finish()
+}
+
+/// Creates the region file `file_name` in `dir`, replacing a stale one: if the name is taken and
+/// `is_stale` says the existing region is left over (e.g. every process that used it is dead), the
+/// old file is removed and creation retried. A live region, or a file that is not a valid region
+/// of this kind, is never replaced.
+pub fn create(
+  dir: &Path,
+  file_name: &str,
+  len: usize,
+  mode: u32,
+  init: impl Fn(MappedMemory) -> Result<()>,
+  is_stale: impl Fn(MappedMemory) -> Result<bool>,
+) -> std::result::Result<Arc<RegionFile>, ShmError> {
+  validate_name(file_name)?;
+  if mode > 0o777 || mode & 0o600 != 0o600 {
+    return Err(ShmError::BadName(format!(
+      "mode must be a permission mode from 0o600 to 0o777 that lets the owner read and write, got {mode:#o}"
+    )));
+  }
+  let path = dir.join(file_name);
+  for _ in 0..3 {
+    match RegionFile::create_exclusive(dir, file_name, len, mode, &init) {
+      Err(ShmError::Exists(_)) => {}
+      other => return other,
+    }
+    let existing = match RegionFile::open(&path) {
+      Ok(existing) => existing,
+      Err(ShmError::NotFound(_)) => continue, // removed meanwhile: try again
+      Err(e) => {
+        return Err(ShmError::Exists(format!(
+          "{} exists and is not a sabpool region ({e}); remove it or pick another name",
+          path.display()
+        )))
+      }
+    };
+    match is_stale(MappedMemory::new(existing.clone())?) {
+      Ok(true) => {
+        existing.unlink()?;
+      }
+      Ok(false) => {
+        return Err(ShmError::Exists(format!(
+          "{} is in use by a live process; open it, or unlink it first",
+          path.display()
+        )))
+      }
+      Err(e) => {
+        return Err(ShmError::Exists(format!(
+        "{} exists and is not a sabpool region of this kind ({e}); remove it or pick another name",
+        path.display()
+      )))
+      }
+    }
+  }
+  Err(ShmError::Exists(format!(
+    "{} keeps being recreated by another process",
+    path.display()
+  )))
+}
+
+/// A mapped region file as [`Memory`]; keeps the mapping alive.
+pub struct MappedMemory {
+  // Declared first so it is dropped before the mapping it points into.
+  view: SharedMemory,
+  file: Arc<RegionFile>,
+}
+
+impl MappedMemory {
+  pub fn new(file: Arc<RegionFile>) -> Result<Self> {
+    // SAFETY: the mapping is valid for reads and writes of `len()` bytes until `file` is dropped,
+    // and `self` holds `file` for as long as `view` lives (and drops `view` first). Other
+    // processes write the same pages concurrently; the core only accesses them atomically, and
+    // any bit pattern is a valid integer.
+    let view = unsafe { SharedMemory::new(file.as_ptr(), file.len()) }?;
+    Ok(MappedMemory { view, file })
+  }
+
+  pub fn file(&self) -> &Arc<RegionFile> {
+    &self.file
+  }
+}
+
+impl Clone for MappedMemory {
+  fn clone(&self) -> Self {
+    MappedMemory::new(self.file.clone()).expect("a mapping that was valid stays valid")
+  }
+}
+
+impl Memory for MappedMemory {
+  #[inline]
+  fn len(&self) -> usize {
+    self.view.len()
+  }
+  #[inline]
+  fn u32_at(&self, offset: usize) -> Result<&AtomicU32> {
+    self.view.u32_at(offset)
+  }
+  #[inline]
+  fn u64_at(&self, offset: usize) -> Result<&AtomicU64> {
+    self.view.u64_at(offset)
+  }
+}
+
+// ---- processes ------------------------------------------------------------------------------
+
+/// Start time of process `pid` (clock ticks since boot, from `/proc/<pid>/stat`), or 0 when it
+/// cannot be read. Together with the pid it names one process even after pids are reused.
+pub fn process_start_time(pid: u32) -> u64 {
+  proc_stat(pid).map_or(0, |(_, start)| start)
+}
+
+/// State letter and start time from `/proc/<pid>/stat`.
+fn proc_stat(pid: u32) -> Option<(u8, u64)> {
+  let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+  // The command name (field 2) may contain spaces and parentheses; fields after it follow the
+  // last ')'. There: field 3 is the state, field 22 the start time.
+  let rest = &text[text.rfind(')')? + 1..];
+  let mut fields = rest.split_ascii_whitespace();
+  let state = fields.next()?.bytes().next()?;
+  let start = fields.nth(18)?.parse().ok()?;
+  Some((state, start))
+}
+
+/// Whether the process that joined with `pid` and start time `start` may still be running. Errs
+/// on the side of "alive": a pid that cannot be a process id (0, or beyond `i32`) or that cannot
+/// be checked is alive, so only provably dead processes lose their leases. A zombie (killed, not
+/// yet reaped) is dead; so is a live process whose start time differs (the pid was reused).
+pub fn process_alive(pid: u32, start: u64) -> bool {
+  let Ok(raw) = i32::try_from(pid) else {
+    return true;
+  };
+  if raw <= 0 {
+    return true;
+  }
+  if raw as u32 == std::process::id() {
+    return true;
+  }
+  // SAFETY: signal 0 performs only the existence and permission checks; nothing is delivered.
+  let exists = unsafe { libc::kill(raw, 0) } == 0
+    || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+  if !exists {
+    return false;
+  }
+  match proc_stat(pid) {
+    Some((b'Z' | b'X', _)) => false,
+    Some((_, now)) if start != 0 && now != start => false,
+    _ => true,
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn names_that_could_leave_the_directory_are_refused() {
+    for bad in [
+      "",
+      ".",
+      "..",
+      "../x",
+      "a/b",
+      ".hidden",
+      "a b",
+      "é",
+      "a\0b",
+      &"x".repeat(MAX_NAME_LEN + 1),
+    ] {
+      assert!(
+        matches!(validate_name(bad), Err(ShmError::BadName(_))),
+        "{bad:?}"
+      );
+    }
+    for good in ["jobs", "a.b-c_d", "X9", &"x".repeat(MAX_NAME_LEN)] {
+      assert!(validate_name(good).is_ok(), "{good:?}");
+    }
+  }
+
+  #[test]
+  fn this_process_is_alive_and_its_start_time_matches() {
+    let me = std::process::id();
+    let start = process_start_time(me);
+    assert_ne!(start, 0);
+    assert!(process_alive(me, start));
+    assert!(process_alive(0, 0));
+    assert!(process_alive(u32::MAX, 0));
+  }
+
+  #[test]
+  fn an_exited_process_is_dead_and_a_reused_pid_is_told_apart() {
+    let mut child = std::process::Command::new("sleep")
+      .arg("30")
+      .spawn()
+      .unwrap();
+    let pid = child.id();
+    let start = process_start_time(pid);
+    assert!(process_alive(pid, start));
+    // Same pid, other start time: another process.
+    assert!(!process_alive(pid, start + 1));
+    child.kill().unwrap();
+    // Killed but not yet reaped: a zombie, which counts as dead.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(!process_alive(pid, start));
+    child.wait().unwrap();
+    assert!(!process_alive(pid, start));
+  }
+}
