@@ -1,5 +1,5 @@
 /**
- * sabpool: a preallocated shared-memory buffer pool for `worker_threads`.
+ * sabpool: a preallocated shared-memory buffer pool for `worker_threads` and processes.
  *
  * A producer borrows a slot ({@link Lease}), writes into it in place, and hands it to another
  * thread — as a tiny {@link Ticket} over `postMessage`, or through a lock-free {@link Channel} —
@@ -40,6 +40,18 @@ export type SabpoolErrorCode =
   | 'ERR_SABPOOL_LEASE_IN_USE'
   /** A wait was aborted through its `AbortSignal` (thrown as {@link AbortError}). */
   | 'ABORT_ERR'
+  /** A region name that is not 1–200 characters of `A-Z a-z 0-9 . _ -` or starts with '.' (TypeError). */
+  | 'ERR_SABPOOL_BAD_NAME'
+  /** Creating a file-backed region whose name is taken by a live region or by a foreign file. */
+  | 'ERR_SABPOOL_EXISTS'
+  /** Opening a file-backed region that does not exist. */
+  | 'ERR_SABPOOL_NOT_FOUND'
+  /** The operating system refused access to the region file (permissions). */
+  | 'ERR_SABPOOL_ACCESS'
+  /** Another operating-system error on the region file. */
+  | 'ERR_SABPOOL_IO'
+  /** A file-only operation on an in-process pool or channel, or a file-backed channel for an in-process pool. */
+  | 'ERR_SABPOOL_NOT_FILE'
 
 /** An error thrown by sabpool: `code` says which, `cause` carries the underlying error if any. */
 export interface SabpoolError extends Error {
@@ -77,6 +89,31 @@ export interface AttachOptions {
   trackLeaks?: boolean
 }
 
+/** Where a file-backed region lives. */
+export interface FileOptions {
+  /** Directory of the region file. Default `/dev/shm` (RAM-backed), or the OS temp dir without it. */
+  dir?: string
+}
+
+export interface CreateFileOptions extends FileOptions {
+  /** 1–200 characters of `A-Z a-z 0-9 . _ -`, not starting with '.'. */
+  name: string
+  /** Permission bits of the file, exactly (not masked by the umask). Default 0o600: owner only. */
+  mode?: number
+}
+
+export interface SharedPoolCreateOptions extends SharedPoolOptions, CreateFileOptions {}
+
+export interface SharedPoolOpenOptions extends AttachOptions, FileOptions {}
+
+/** What {@link SharedPool.reclaimDead} did. */
+export interface DeadReclaimed {
+  /** Participants of dead processes torn down. */
+  participants: number
+  /** Their leased slots, returned to the pool. */
+  slots: number
+}
+
 /**
  * What the `diagnostics_channel` named `'sabpool:wait'` publishes once per wait that went past the
  * fast path (subscribe with `diagnostics_channel.subscribe('sabpool:wait', fn)`).
@@ -92,20 +129,18 @@ export interface WaitDiagnostic {
   outcome: 'ok' | 'timeout' | 'abort' | 'error'
 }
 
-/** Plain, structured-cloneable description of a pool: pass it to a worker. */
-export interface PoolHandle {
-  readonly kind: 'sabpool.pool'
-  readonly version: number
-  readonly buffer: SharedArrayBuffer
-}
+/**
+ * Plain, structured-cloneable description of a pool: pass it to a worker. An in-process pool's
+ * carries its SharedArrayBuffer; a file-backed pool's carries its name and directory.
+ */
+export type PoolHandle =
+  | { readonly kind: 'sabpool.pool', readonly version: number, readonly buffer: SharedArrayBuffer }
+  | { readonly kind: 'sabpool.pool', readonly version: number, readonly name: string, readonly dir: string }
 
 /** Plain, structured-cloneable description of a channel; carries its pool's handle. */
-export interface ChannelHandle {
-  readonly kind: 'sabpool.channel'
-  readonly version: number
-  readonly buffer: SharedArrayBuffer
-  readonly pool: PoolHandle
-}
+export type ChannelHandle =
+  | { readonly kind: 'sabpool.channel', readonly version: number, readonly buffer: SharedArrayBuffer, readonly pool: PoolHandle }
+  | { readonly kind: 'sabpool.channel', readonly version: number, readonly name: string, readonly dir: string, readonly pool: PoolHandle }
 
 /** What `lease.handoff()` returns and `pool.adopt()` takes: small enough to post anywhere. */
 export interface Ticket {
@@ -190,7 +225,11 @@ export declare class Lease {
   handoff(): Ticket
 }
 
-/** A preallocated pool of fixed-size slots in one SharedArrayBuffer. */
+/**
+ * A preallocated pool of fixed-size slots: in one SharedArrayBuffer (`new SharedPool`, shared
+ * between the threads of a process) or in a memory-mapped file (`SharedPool.create`, shared
+ * between processes too).
+ */
 export declare class SharedPool {
   /**
    * Allocates `slots × slotSize` bytes of shared memory once.
@@ -198,10 +237,39 @@ export declare class SharedPool {
    */
   constructor(options: SharedPoolOptions)
   /**
-   * Attaches to a pool created in another thread: the same memory, no copy.
+   * Creates a pool in the memory-mapped file `<dir>/sabpool.<name>.pool` that other processes
+   * open by name. A file of that name left by processes that are all gone is replaced.
+   * @throws `ERR_SABPOOL_EXISTS` when a live pool or a foreign file has the name,
+   *         `ERR_SABPOOL_BAD_NAME` (TypeError) for a bad name.
+   */
+  static create(options: SharedPoolCreateOptions): SharedPool
+  /**
+   * Opens a pool made with {@link SharedPool.create} (in any process), validating the file, and
+   * reclaims the slots of participants whose process has died.
+   * @throws `ERR_SABPOOL_NOT_FOUND`, `ERR_SABPOOL_BAD_HANDLE` for a file that is not a pool.
+   */
+  static open(name: string, options?: SharedPoolOpenOptions): SharedPool
+  /**
+   * Attaches to a pool created in another thread (or, for a file-backed pool's handle, opens it):
+   * the same memory, no copy.
    * @throws `ERR_SABPOOL_BAD_HANDLE` when `handle` is not a valid pool handle.
    */
   static attach(handle: PoolHandle, options?: AttachOptions): SharedPool
+  /** The name of a file-backed pool; undefined for an in-process pool. */
+  readonly name: string | undefined
+  /** Path of a file-backed pool's file; undefined for an in-process pool. */
+  readonly path: string | undefined
+  /**
+   * Removes a file-backed pool's name; processes that have it open keep using it and the memory
+   * is freed when the last one detaches. false if the name was gone or names another pool now.
+   * @throws `ERR_SABPOOL_NOT_FILE` for an in-process pool.
+   */
+  unlink(): boolean
+  /**
+   * Returns the leased slots of participants whose process has died (killed, crashed, exited
+   * without detaching). Opening the pool and a wait starved for a whole park slice do this too.
+   */
+  reclaimDead(): DeadReclaimed
   readonly slotSize: number
   readonly slots: number
   /** Random id of this pool; tickets carry it. */
@@ -239,6 +307,13 @@ export interface ChannelOptions {
   spin?: number
 }
 
+export interface ChannelCreateOptions extends ChannelOptions, CreateFileOptions {}
+
+export interface ChannelOpenOptions extends FileOptions {
+  /** As {@link ChannelOptions.spin}. */
+  spin?: number
+}
+
 export interface ChannelStats {
   capacity: number
   /** Leases in the ring now. */
@@ -260,10 +335,28 @@ export interface ChannelStats {
 export declare class Channel implements AsyncIterable<Lease> {
   constructor(pool: SharedPool, options: ChannelOptions)
   /**
+   * Creates a channel in the memory-mapped file `<dir>/sabpool.<name>.channel` for a file-backed
+   * pool, so other processes can open it by name. A channel file of an earlier pool is replaced.
+   * @throws `ERR_SABPOOL_NOT_FILE` (TypeError) when `pool` is not file-backed, `ERR_SABPOOL_EXISTS`.
+   */
+  static create(pool: SharedPool, options: ChannelCreateOptions): Channel
+  /**
+   * Opens a channel made with {@link Channel.create}; received leases belong to `pool`, which
+   * must be the channel's pool.
+   * @throws `ERR_SABPOOL_NOT_FOUND`, `ERR_SABPOOL_BAD_HANDLE` (not a channel, or another pool's).
+   */
+  static open(name: string, pool: SharedPool, options?: ChannelOpenOptions): Channel
+  /**
    * Attaches to a channel created in another thread. Received leases belong to `pool` if given
    * (it must be the channel's pool), otherwise to a fresh attachment, `channel.pool`.
    */
   static attach(handle: ChannelHandle, pool?: SharedPool, options?: { spin?: number }): Channel
+  /** The name of a file-backed channel; undefined for an in-process channel. */
+  readonly name: string | undefined
+  /** Path of a file-backed channel's file; undefined for an in-process channel. */
+  readonly path: string | undefined
+  /** Removes a file-backed channel's name (see {@link SharedPool.unlink}). */
+  unlink(): boolean
   readonly pool: SharedPool
   readonly handle: ChannelHandle
   readonly closed: boolean

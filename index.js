@@ -681,6 +681,23 @@ function checkMode(mode) {
   return mode
 }
 
+/**
+ * File-backed attachments of this thread. `process.exit()` and uncaught exceptions end a process
+ * without running the addon's environment cleanup, so on 'exit' they are detached here: other
+ * processes get their slots back at once instead of at the next dead-process check.
+ */
+const fileAttachments = new Set()
+
+function detachAtExit(attachment) {
+  if (fileAttachments.size === 0) {
+    process.once('exit', () => {
+      for (const ref of fileAttachments) ref.deref()?.detach()
+      fileAttachments.clear()
+    })
+  }
+  fileAttachments.add(new WeakRef(attachment))
+}
+
 /** Runs a native file operation; a bad name becomes a TypeError, as for other bad arguments. */
 function fileCall(call) {
   try {
@@ -756,6 +773,7 @@ class SharedPool {
     const trackLeaks = checkTrackLeaks(options.trackLeaks)
     const attachment = fileCall(() =>
       binding.poolCreateFile(dir, name, slotSize, slots, maxParticipants, randomInt(1, 0xffffffff), mode))
+    detachAtExit(attachment)
     return new SharedPool(ATTACH, new PoolState(undefined, attachment, trackLeaks, { name, dir }))
   }
 
@@ -771,6 +789,7 @@ class SharedPool {
     const dir = checkDir(options.dir)
     const trackLeaks = checkTrackLeaks(options.trackLeaks)
     const attachment = fileCall(() => binding.poolOpenFile(dir, name))
+    detachAtExit(attachment)
     return new SharedPool(ATTACH, new PoolState(undefined, attachment, trackLeaks, { name, dir }))
   }
 

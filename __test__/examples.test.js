@@ -1,6 +1,7 @@
 'use strict'
 // examples/pipeline runs end to end (it verifies every chunk itself) with each transform, from
-// generated data and from a file. examples/piscina is tested in piscina.test.js.
+// generated data and from a file; examples/cluster across worker processes. examples/piscina is
+// tested in piscina.test.js.
 
 const { describe, it } = require('node:test')
 const assert = require('node:assert/strict')
@@ -43,5 +44,18 @@ describe('pipeline example', () => {
     const r = spawnSync(process.execPath, ['examples/pipeline/main.js', '--size', '2', '--chunk', '128', '--workers', '2'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
     assert.equal(r.status, 0, r.stderr)
     assert.match(r.stdout, /pipeline: 2\.0 MiB in 16 chunks through 2 workers \(invert\): all chunks verified/)
+  })
+})
+
+describe('cluster example', () => {
+  it('worker processes checksum every slot in place; nothing left in use or on disk', () => {
+    const before = new Set(fs.readdirSync('/dev/shm'))
+    const r = spawnSync(process.execPath, ['examples/cluster/main.js', '--workers', '2', '--jobs', '300', '--kib', '16'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
+    assert.equal(r.status, 0, r.stderr)
+    assert.match(r.stdout, /cluster: 300 jobs of 16 KiB through 2 worker processes in \d+ ms \(\d+ \+ \d+\): all checksums verified, 0 slots in use/)
+    const [, a, b] = r.stdout.match(/\((\d+) \+ (\d+)\)/)
+    assert.equal(Number(a) + Number(b), 300)
+    const left = fs.readdirSync('/dev/shm').filter((f) => !before.has(f) && f.includes('cluster-example'))
+    assert.deepEqual(left, [])
   })
 })

@@ -49,7 +49,11 @@ expectType<number>(pool.id)
 const handle: PoolHandle = pool.handle
 expectType<'sabpool.pool'>(handle.kind)
 expectType<number>(handle.version)
-expectType<SharedArrayBuffer>(handle.buffer)
+// An in-process pool's handle carries its buffer, a file-backed pool's its name: narrow first.
+// @ts-expect-error buffer exists only on in-process handles
+void handle.buffer
+if ('buffer' in handle) expectType<SharedArrayBuffer>(handle.buffer)
+else expectType<string>(handle.name)
 // @ts-expect-error geometry is read-only
 pool.slots = 3
 
@@ -128,7 +132,7 @@ new Channel({ capacity: 8 })
 const channelHandle: ChannelHandle = channel.handle
 expectType<'sabpool.channel'>(channelHandle.kind)
 expectType<PoolHandle>(channelHandle.pool)
-expectType<SharedArrayBuffer>(channelHandle.buffer)
+if ('buffer' in channelHandle) expectType<SharedArrayBuffer>(channelHandle.buffer)
 const remote: Channel = Channel.attach(channelHandle)
 Channel.attach(channelHandle, attached)
 expectType<SharedPool>(remote.pool)
@@ -173,6 +177,30 @@ expectType<boolean>(channel.close())
 channel.detach()
 pool.detach()
 
+// ---- file-backed pools and channels (cross-process) ------------------------------------
+
+const filePool: SharedPool = SharedPool.create({ name: 'jobs', slotSize: 1024, slots: 64, mode: 0o600, dir: '/dev/shm' })
+SharedPool.create({ name: 'jobs', slotSize: 1024, slots: 64 })
+// @ts-expect-error a file-backed pool needs a name
+SharedPool.create({ slotSize: 1024, slots: 64 })
+const opened: SharedPool = SharedPool.open('jobs', { dir: '/dev/shm', trackLeaks: false })
+SharedPool.open('jobs')
+// @ts-expect-error the name is a string
+SharedPool.open(7)
+expectType<string | undefined>(filePool.name)
+expectType<string | undefined>(filePool.path)
+expectType<boolean>(filePool.unlink())
+const dead = filePool.reclaimDead()
+expectType<number>(dead.participants)
+expectType<number>(dead.slots)
+const fileChannel: Channel = Channel.create(filePool, { name: 'jobs-in', capacity: 64, spin: 100, mode: 0o640 })
+// @ts-expect-error capacity is required
+Channel.create(filePool, { name: 'jobs-in' })
+const openedChannel: Channel = Channel.open('jobs-in', opened, { spin: 0 })
+expectType<boolean>(openedChannel.unlink())
+expectType<string | undefined>(fileChannel.path)
+Channel.attach(fileChannel.handle, opened)
+
 // ---- errors --------------------------------------------------------------------------------
 
 try {
@@ -181,6 +209,7 @@ try {
   const e = err as SabpoolError
   const code: SabpoolErrorCode = e.code
   if (code === 'ERR_SABPOOL_TIMEOUT' || code === 'ERR_SABPOOL_STALE_LEASE' || code === 'ABORT_ERR') void code
+  if (code === 'ERR_SABPOOL_EXISTS' || code === 'ERR_SABPOOL_NOT_FOUND' || code === 'ERR_SABPOOL_BAD_NAME') void code
   // @ts-expect-error not one of sabpool's codes
   const bad: SabpoolErrorCode = 'ERR_NOPE'
   void bad
