@@ -94,7 +94,7 @@ fn a_created_pool_is_published_complete_with_owner_only_permissions() {
   }
   assert_eq!(taken.len(), 8);
   assert_eq!(b.try_acquire(me_b).unwrap(), None);
-  a.release(me_a, taken.pop().unwrap()).unwrap();
+  let _ = a.release(me_a, taken.pop().unwrap()).unwrap();
   assert!(b.try_acquire(me_b).unwrap().is_some());
 }
 
@@ -131,7 +131,7 @@ fn creating_a_live_name_fails_and_a_stale_one_is_replaced() {
   ));
 
   // The only participant now belongs to a process that is gone: the file is stale.
-  live.leave(me, 1).unwrap();
+  let _ = live.leave(me, 1).unwrap();
   let (pid, start) = dead_pid();
   live.join_process(9, pid, start).unwrap();
   let fresh = create_pool(&dir.0, "s", 4, 3).unwrap();
