@@ -81,8 +81,8 @@ fn payload(p: u64, seq: u64) -> [u64; 8] {
   let mut w = [0u64; 8];
   w[0] = p;
   w[1] = seq;
-  for i in 2..7 {
-    w[i] = (p << 40 ^ seq)
+  for (i, word) in w.iter_mut().enumerate().take(7).skip(2) {
+    *word = (p << 40 ^ seq)
       .wrapping_mul(0x9e37_79b9_7f4a_7c15)
       .rotate_left(i as u32 * 7);
   }
