@@ -525,20 +525,20 @@ pub fn pool_create_file(
   join_pool(pool, None)
 }
 
-/// Opens the pool file `sabpool.<name>.pool` of `dir`, validates it, attaches this thread and
-/// reclaims what participants of dead processes still hold.
+/// Opens the pool file `sabpool.<name>.pool` of `dir`, validates it, reclaims what participants
+/// of dead processes still hold (first, so their entries are free to join), and attaches this
+/// thread.
 #[napi]
 pub fn pool_open_file(env: Env, dir: String, name: String) -> Result<Attachment, String> {
   hook_cleanup(&env)?;
   let path = Path::new(&dir).join(pool_file_name(&name)?);
   let file = RegionFile::open(&path).map_err(shm_error)?;
-  let attachment = join_pool(Pool::attach(RegionMemory::File(mapped(file)?)), None)?;
-  on_pool(attachment.id, |p| {
-    let reclaimed = p.pool.reclaim_dead(shm::process_alive)?;
-    p.memory().deliver(reclaimed.wake, layout::P_FREE_EPOCH);
-    Ok(())
-  })?;
-  Ok(attachment)
+  let pool = Pool::attach(RegionMemory::File(mapped(file)?)).and_then(|pool| {
+    let reclaimed = pool.reclaim_dead(shm::process_alive)?;
+    pool.memory().deliver(reclaimed.wake, layout::P_FREE_EPOCH);
+    Ok(pool)
+  });
+  join_pool(pool, None)
 }
 
 fn file_channel(
