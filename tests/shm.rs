@@ -195,7 +195,10 @@ fn files_that_are_not_regions_are_refused_and_never_replaced() {
     "ERR_SABPOOL_BAD_HANDLE"
   );
   std::fs::create_dir(dir.0.join("dir")).unwrap();
-  assert!(open_pool(&dir.0.join("dir")).is_err());
+  assert_eq!(
+    open_pool(&dir.0.join("dir")).err().unwrap().code(),
+    "ERR_SABPOOL_BAD_HANDLE"
+  );
   assert!(matches!(
     open_pool(&dir.0.join("missing")),
     Err(ShmError::NotFound(_))
@@ -229,6 +232,9 @@ fn names_that_leave_the_directory_are_refused_before_touching_it() {
     );
   }
   assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0);
+  // The longest user name, with the binding's prefix and suffix, still makes a valid file.
+  let longest = format!("sabpool.{}.channel", "n".repeat(shm::MAX_NAME_LEN));
+  assert!(create_pool(&dir.0, &longest, 2, 1).is_ok());
 }
 
 #[test]

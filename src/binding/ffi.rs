@@ -208,8 +208,8 @@ pub fn register_fast_functions(env: sys::napi_env, exports: sys::napi_value) -> 
 
 // ---- file-backed regions as JS buffers ---------------------------------------------------------
 
-/// `node_api_create_external_sharedarraybuffer` (Node >= 26.1, experimental). napi-rs does not
-/// bind it and older Node binaries do not export it, so it is looked up at run time.
+/// `node_api_create_external_sharedarraybuffer` (experimental; exported by Node 26.1+ and by
+/// recent 22.x and 24.x, not by 20.x). napi-rs does not bind it, so it is looked up at run time.
 type CreateExternalSab = unsafe extern "C" fn(
   env: sys::napi_env,
   data: *mut c_void,

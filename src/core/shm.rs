@@ -89,13 +89,7 @@ fn io_error(what: &str, path: &Path, e: io::Error) -> ShmError {
 /// Checks that `name` can only ever name a file directly inside the region directory: ASCII
 /// letters, digits, `.`, `_` and `-`, not starting with `.` (no `..`, no hidden or temporary files).
 pub fn validate_name(name: &str) -> std::result::Result<(), ShmError> {
-  let ok = !name.is_empty()
-    && name.len() <= MAX_NAME_LEN
-    && !name.starts_with('.')
-    && name
-      .bytes()
-      .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-  if ok {
+  if name.len() <= MAX_NAME_LEN && is_plain_file_name(name) {
     Ok(())
   } else {
     Err(ShmError::BadName(format!(
@@ -103,6 +97,16 @@ pub fn validate_name(name: &str) -> std::result::Result<(), ShmError> {
       name.chars().take(MAX_NAME_LEN + 1).collect::<String>()
     )))
   }
+}
+
+/// Non-empty, at most 255 bytes, only `A-Z a-z 0-9 . _ -`, not starting with `.`.
+fn is_plain_file_name(name: &str) -> bool {
+  !name.is_empty()
+    && name.len() <= 255
+    && !name.starts_with('.')
+    && name
+      .bytes()
+      .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// A mapped region file. The mapping lives as long as this value; the file stays open so that
@@ -124,6 +128,7 @@ impl RegionFile {
       .open(path)
       .map_err(|e| match e.raw_os_error() {
         Some(libc::ELOOP) => ShmError::Region(Error::BadHandle("the name is a symbolic link")),
+        Some(libc::EISDIR) => ShmError::Region(Error::BadHandle("not a regular file")),
         _ => io_error("cannot open", path, e),
       })?;
     Self::map(file, path)
@@ -265,7 +270,13 @@ pub fn create(
   init: impl Fn(MappedMemory) -> Result<()>,
   is_stale: impl Fn(MappedMemory) -> Result<bool>,
 ) -> std::result::Result<Arc<RegionFile>, ShmError> {
-  validate_name(file_name)?;
+  // Callers validate the user's name (`validate_name`); the file name built from it may be
+  // longer, but must still be a plain name inside `dir`.
+  if !is_plain_file_name(file_name) {
+    return Err(ShmError::BadName(format!(
+      "{file_name:?} is not a plain file name"
+    )));
+  }
   if mode > 0o777 || mode & 0o600 != 0o600 {
     return Err(ShmError::BadName(format!(
       "mode must be a permission mode from 0o600 to 0o777 that lets the owner read and write, got {mode:#o}"
