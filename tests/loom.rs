@@ -537,15 +537,15 @@ fn reclaiming_a_dead_participant_races_reclaimers_and_a_joiner() {
       // One participant entry: the joiner can only get in once a reclaimer has freed it, and
       // the lease it then takes must survive the other reclaimer.
       let world = Arc::new(World::new(2, 1, None));
-      let dead = world.pool.join_process(1, 100, 1).unwrap();
+      let dead = world.pool.join_process(1, ProcessId::new(100, 1)).unwrap();
       world.pool.try_acquire(dead).unwrap().unwrap();
-      let alive = |pid: u32, _start: u64| pid != 100;
+      let alive = |p: &ProcessId| p.pid != 100;
       let w = world.clone();
       let other = thread::spawn(move || w.pool.reclaim_dead(alive).unwrap());
       let w = world.clone();
       let joiner = thread::spawn(move || {
         let me = loop {
-          match w.pool.join_process(2, 200, 1) {
+          match w.pool.join_process(2, ProcessId::new(200, 1)) {
             Ok(me) => break me,
             Err(_) => thread::yield_now(),
           }

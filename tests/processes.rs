@@ -96,9 +96,7 @@ fn child(role: &str, dir: &Path) {
   let pool = Pool::attach(map(&dir.join("pool"))).unwrap();
   let channel = Channel::attach(map(&dir.join("channel"))).unwrap();
   let pid = std::process::id();
-  let me = pool
-    .join_process(pid as u64, pid, shm::process_start_time(pid))
-    .unwrap();
+  let me = pool.join_process(pid as u64, shm::this_process()).unwrap();
   let data = |slot: u32, i: usize| pool.layout().data(slot) + i * 8;
   if role == "sleeper" {
     // Parks with a 20 s slice: only a futex wake from another process ends it early.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sabpool::core::shm::{self, MappedMemory, RegionFile, ShmError};
-use sabpool::core::{Channel, Error, Pool};
+use sabpool::core::{Channel, Error, Pool, ProcessId};
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -58,13 +58,17 @@ fn open_pool(path: &Path) -> Result<Pool<MappedMemory>, ShmError> {
   Ok(Pool::attach(MappedMemory::new(file)?)?)
 }
 
-/// A pid that belonged to a process that has exited and been reaped.
-fn dead_pid() -> (u32, u64) {
+/// A process of this namespace that has exited and been reaped.
+fn dead_process() -> ProcessId {
   let mut child = std::process::Command::new("true").spawn().unwrap();
   let pid = child.id();
-  let start = shm::process_start_time(pid);
+  let process = ProcessId {
+    pid,
+    start: shm::process_start_time(pid),
+    namespace: shm::pid_namespace(),
+  };
   child.wait().unwrap();
-  (pid, start)
+  process
 }
 
 #[test]
@@ -132,8 +136,7 @@ fn creating_a_live_name_fails_and_a_stale_one_is_replaced() {
 
   // The only participant now belongs to a process that is gone: the file is stale.
   let _ = live.leave(me, 1).unwrap();
-  let (pid, start) = dead_pid();
-  live.join_process(9, pid, start).unwrap();
+  live.join_process(9, dead_process()).unwrap();
   let fresh = create_pool(&dir.0, "s", 4, 3).unwrap();
   let reopened = open_pool(&dir.0.join("s")).unwrap();
   assert_eq!(reopened.uid(), 3);
@@ -245,7 +248,9 @@ fn dead_participants_are_reclaimed_exactly_once_by_concurrent_reclaimers() {
   // Participants 100..103 "die" holding 10 slots each; 200 stays alive holding 5.
   let mut parts = Vec::new();
   for pid in [100u32, 101, 102, 103, 200] {
-    let me = pool.join_process(pid as u64, pid, 1).unwrap();
+    let me = pool
+      .join_process(pid as u64, ProcessId::new(pid, 1))
+      .unwrap();
     let n = if pid == 200 { 5 } else { 10 };
     for _ in 0..n {
       pool.try_acquire(me).unwrap().unwrap();
@@ -255,7 +260,7 @@ fn dead_participants_are_reclaimed_exactly_once_by_concurrent_reclaimers() {
   // A dead participant also had one wait registered.
   pool.add_waiters(1).unwrap();
   pool.set_parked(parts[0], 1).unwrap();
-  let alive = |pid: u32, _start: u64| pid >= 200;
+  let alive = |p: &ProcessId| p.pid >= 200;
   let results: Vec<_> = std::thread::scope(|s| {
     let handles: Vec<_> = (0..4)
       .map(|_| {
@@ -282,7 +287,7 @@ fn dead_participants_are_reclaimed_exactly_once_by_concurrent_reclaimers() {
   assert_eq!(pool.reclaim_dead(alive).unwrap().participants, 0);
   assert_eq!(pool.free_list_len().unwrap(), 59);
   // Freed entries are reusable.
-  assert!(pool.join_process(7, 7, 0).is_ok());
+  assert!(pool.join_process(7, ProcessId::new(7, 0)).is_ok());
 }
 
 #[test]
@@ -290,17 +295,20 @@ fn a_real_dead_process_is_told_from_a_live_one() {
   let dir = TempDir::new("real");
   let file = create_pool(&dir.0, "r", 8, 1).unwrap();
   let pool = Pool::attach(MappedMemory::new(file).unwrap()).unwrap();
-  let (pid, start) = dead_pid();
-  let dead = pool.join_process(1, pid, start).unwrap();
-  let me_pid = std::process::id();
-  let me = pool
-    .join_process(2, me_pid, shm::process_start_time(me_pid))
-    .unwrap();
+  let dead = pool.join_process(1, dead_process()).unwrap();
+  let me = pool.join_process(2, shm::this_process()).unwrap();
+  // A participant of another pid namespace is never reclaimed from here, even with a dead pid.
+  let elsewhere = ProcessId {
+    namespace: shm::pid_namespace() + 1,
+    ..dead_process()
+  };
+  let foreign = pool.join_process(3, elsewhere).unwrap();
+  pool.try_acquire(foreign).unwrap().unwrap();
   pool.try_acquire(dead).unwrap().unwrap();
   pool.try_acquire(dead).unwrap().unwrap();
   pool.try_acquire(me).unwrap().unwrap();
-  assert_eq!(pool.live_participants(shm::process_alive).unwrap(), 1);
+  assert_eq!(pool.live_participants(shm::process_alive).unwrap(), 2);
   let r = pool.reclaim_dead(shm::process_alive).unwrap();
   assert_eq!((r.participants, r.slots), (1, 2));
-  assert_eq!(pool.stats().unwrap().in_use, 1);
+  assert_eq!(pool.stats().unwrap().in_use, 2);
 }

@@ -10,7 +10,6 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use crate::core::layout::{self, ChannelLayout, PoolLayout};
 use crate::core::mem::Memory;
@@ -139,22 +138,14 @@ pub fn channel_region_size(capacity: u32) -> Result<f64, String> {
     .map_err(js_error)
 }
 
-/// This process's pid and start time, recorded in every participant entry it takes.
-fn this_process() -> (u32, u64) {
-  static START: OnceLock<u64> = OnceLock::new();
-  let pid = std::process::id();
-  (pid, *START.get_or_init(|| shm::process_start_time(pid)))
-}
-
 /// Joins `pool` as a new participant and registers it in this thread's table.
 fn join_pool(
   pool: crate::core::Result<Pool<RegionMemory>>,
   view: Option<ffi::ViewRef>,
 ) -> Result<Attachment, String> {
   let token = registry::new_token();
-  let (pid, start) = this_process();
   let joined = pool.and_then(|pool| {
-    let me = pool.join_process(token, pid, start)?;
+    let me = pool.join_process(token, shm::this_process())?;
     Ok(PoolEntry::new(pool, me, token))
   });
   match joined {

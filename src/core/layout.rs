@@ -53,6 +53,8 @@ pub const PART_RELEASED: usize = 24;
 pub const PART_WAITS: usize = 32;
 /// Start time of the participant's process (0: unknown); with the pid it survives pid reuse.
 pub const PART_START: usize = 40;
+/// The participant's pid namespace (0: unknown); pids of other namespaces are not judged.
+pub const PART_PID_NS: usize = 48;
 /// Token of an entry being torn down by a participant that found its process dead.
 pub const PART_RECLAIMING: u64 = u64::MAX;
 /// Token of an entry being claimed, until its pid and start time are written.

@@ -15,4 +15,4 @@ pub mod sync;
 pub use channel::{Channel, ChannelStats, Received, Sent};
 pub use error::{Error, Result};
 pub use mem::{Memory, OwnedMemory};
-pub use pool::{DeadReclaim, Lease, Participant, Pool, PoolStats, Wake};
+pub use pool::{DeadReclaim, Lease, Participant, Pool, PoolStats, ProcessId, Wake};

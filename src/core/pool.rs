@@ -82,6 +82,26 @@ pub struct PoolStats {
   pub waiting: u32,
 }
 
+/// Which process a participant belongs to, as recorded in its entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessId {
+  pub pid: u32,
+  /// Start time of the process (0: unknown): tells a dead process from a new one with its pid.
+  pub start: u64,
+  /// Identity of the pid namespace the pid belongs to (0: unknown).
+  pub namespace: u64,
+}
+
+impl ProcessId {
+  pub fn new(pid: u32, start: u64) -> Self {
+    ProcessId {
+      pid,
+      start,
+      namespace: 0,
+    }
+  }
+}
+
 /// What [`Pool::reclaim_dead`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeadReclaim {
@@ -157,12 +177,12 @@ impl<M: Memory> Pool<M> {
 
   /// Takes a free participant entry. `token` must be non-zero and unique among live participants.
   pub fn join(&self, token: u64, pid: u32) -> Result<Participant> {
-    self.join_process(token, pid, 0)
+    self.join_process(token, ProcessId::new(pid, 0))
   }
 
-  /// As [`Pool::join`], also recording the process start time (0: unknown), which lets
-  /// [`Pool::reclaim_dead`] tell a dead process from a new one that got the same pid.
-  pub fn join_process(&self, token: u64, pid: u32, start: u64) -> Result<Participant> {
+  /// As [`Pool::join`], recording the whole process identity, which lets [`Pool::reclaim_dead`]
+  /// tell a dead process from a new one that got the same pid, or from one in another namespace.
+  pub fn join_process(&self, token: u64, process: ProcessId) -> Result<Participant> {
     assert!(
       token != 0 && token != PART_RECLAIMING && token != PART_JOINING,
       "participant tokens are non-zero and not a marker"
@@ -177,8 +197,18 @@ impl<M: Memory> Pool<M> {
           .compare_exchange(0, PART_JOINING, AcqRel, Relaxed)
           .is_ok()
       {
-        self.mem.u32_at(entry + PART_PID)?.store(pid, Relaxed);
-        self.mem.u64_at(entry + PART_START)?.store(start, Relaxed);
+        self
+          .mem
+          .u32_at(entry + PART_PID)?
+          .store(process.pid, Relaxed);
+        self
+          .mem
+          .u64_at(entry + PART_START)?
+          .store(process.start, Relaxed);
+        self
+          .mem
+          .u64_at(entry + PART_PID_NS)?
+          .store(process.namespace, Relaxed);
         self.mem.u32_at(entry + PART_PARKED)?.store(0, Relaxed);
         word.store(token, Release);
         return Ok(Participant(index));
@@ -204,7 +234,7 @@ impl<M: Memory> Pool<M> {
 
   /// Participants whose process `alive` says is still running (entries being reclaimed count as
   /// gone). A region with none is left over from processes that are all gone.
-  pub fn live_participants(&self, alive: impl Fn(u32, u64) -> bool) -> Result<u32> {
+  pub fn live_participants(&self, alive: impl Fn(&ProcessId) -> bool) -> Result<u32> {
     let mut live = 0;
     for index in 0..self.layout.max_participants {
       let entry = self.layout.participant(index);
@@ -216,20 +246,26 @@ impl<M: Memory> Pool<M> {
         live += 1;
         continue;
       }
-      let pid = self.mem.u32_at(entry + PART_PID)?.load(Relaxed);
-      let start = self.mem.u64_at(entry + PART_START)?.load(Relaxed);
-      if alive(pid, start) {
+      if alive(&self.process_of(entry)?) {
         live += 1;
       }
     }
     Ok(live)
   }
 
-  /// Tears down every participant whose process `alive(pid, start)` says is gone (killed, crashed,
+  fn process_of(&self, entry: usize) -> Result<ProcessId> {
+    Ok(ProcessId {
+      pid: self.mem.u32_at(entry + PART_PID)?.load(Relaxed),
+      start: self.mem.u64_at(entry + PART_START)?.load(Relaxed),
+      namespace: self.mem.u64_at(entry + PART_PID_NS)?.load(Relaxed),
+    })
+  }
+
+  /// Tears down every participant whose process `alive` says is gone (killed, crashed,
   /// exited without detaching): its leased slots go back to the free list, its registered waits
   /// are withdrawn, its counters are folded into the totals and its entry is freed. Safe to run
   /// from several processes at once: each entry is claimed (token → [`PART_RECLAIMING`]) by one.
-  pub fn reclaim_dead(&self, alive: impl Fn(u32, u64) -> bool) -> Result<DeadReclaim> {
+  pub fn reclaim_dead(&self, alive: impl Fn(&ProcessId) -> bool) -> Result<DeadReclaim> {
     let mut out = DeadReclaim::default();
     for index in 0..self.layout.max_participants {
       let entry = self.layout.participant(index);
@@ -239,9 +275,7 @@ impl<M: Memory> Pool<M> {
       if token == 0 || token == PART_RECLAIMING || token == PART_JOINING {
         continue;
       }
-      let pid = self.mem.u32_at(entry + PART_PID)?.load(Relaxed);
-      let start = self.mem.u64_at(entry + PART_START)?.load(Relaxed);
-      if alive(pid, start) {
+      if alive(&self.process_of(entry)?) {
         continue;
       }
       // AcqRel: we see the dead participant's last writes, and nobody else reclaims this entry.

@@ -19,6 +19,7 @@ use memmap2::MmapRaw;
 
 use super::error::{Error, Result};
 use super::mem::{Memory, SharedMemory};
+use super::pool::ProcessId;
 use super::sync::{AtomicU32, AtomicU64};
 
 /// Longest region name accepted (file names stay well under the usual 255-byte limit).
@@ -385,11 +386,38 @@ fn proc_stat(pid: u32) -> Option<(u8, u64)> {
   Some((state, start))
 }
 
-/// Whether the process that joined with `pid` and start time `start` may still be running. Errs
-/// on the side of "alive": a pid that cannot be a process id (0, or beyond `i32`) or that cannot
-/// be checked is alive, so only provably dead processes lose their leases. A zombie (killed, not
-/// yet reaped) is dead; so is a live process whose start time differs (the pid was reused).
-pub fn process_alive(pid: u32, start: u64) -> bool {
+/// Identity of this process's pid namespace (the inode of `/proc/self/ns/pid`), 0 if unknown.
+pub fn pid_namespace() -> u64 {
+  std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
+}
+
+/// This process, as recorded in the participant entries it takes.
+pub fn this_process() -> ProcessId {
+  static THIS: std::sync::OnceLock<ProcessId> = std::sync::OnceLock::new();
+  *THIS.get_or_init(|| {
+    let pid = std::process::id();
+    ProcessId {
+      pid,
+      start: process_start_time(pid),
+      namespace: pid_namespace(),
+    }
+  })
+}
+
+/// Whether `process` may still be running. Errs on the side of "alive", so only provably dead
+/// processes lose their leases: a pid that cannot be a process id (0, or beyond `i32`), that
+/// cannot be checked, or that belongs to another pid namespace (a container sharing the region
+/// directory) is alive. A zombie (killed, not yet reaped) is dead; so is a live process whose
+/// start time differs (the pid was reused).
+pub fn process_alive(process: &ProcessId) -> bool {
+  let ProcessId {
+    pid,
+    start,
+    namespace,
+  } = *process;
+  if namespace != this_process().namespace {
+    return true;
+  }
   let Ok(raw) = i32::try_from(pid) else {
     return true;
   };
@@ -442,12 +470,18 @@ mod tests {
 
   #[test]
   fn this_process_is_alive_and_its_start_time_matches() {
-    let me = std::process::id();
-    let start = process_start_time(me);
-    assert_ne!(start, 0);
-    assert!(process_alive(me, start));
-    assert!(process_alive(0, 0));
-    assert!(process_alive(u32::MAX, 0));
+    let me = this_process();
+    assert_eq!(me.pid, std::process::id());
+    assert_ne!(me.start, 0);
+    assert_ne!(me.namespace, 0);
+    assert!(process_alive(&me));
+    let here = |pid, start| ProcessId {
+      pid,
+      start,
+      namespace: me.namespace,
+    };
+    assert!(process_alive(&here(0, 0)));
+    assert!(process_alive(&here(u32::MAX, 0)));
   }
 
   #[test]
@@ -456,16 +490,27 @@ mod tests {
       .arg("30")
       .spawn()
       .unwrap();
-    let pid = child.id();
-    let start = process_start_time(pid);
-    assert!(process_alive(pid, start));
+    let id = ProcessId {
+      pid: child.id(),
+      start: process_start_time(child.id()),
+      namespace: pid_namespace(),
+    };
+    assert!(process_alive(&id));
     // Same pid, other start time: another process.
-    assert!(!process_alive(pid, start + 1));
+    assert!(!process_alive(&ProcessId {
+      start: id.start + 1,
+      ..id
+    }));
     child.kill().unwrap();
     // Killed but not yet reaped: a zombie, which counts as dead.
     std::thread::sleep(std::time::Duration::from_millis(50));
-    assert!(!process_alive(pid, start));
+    assert!(!process_alive(&id));
     child.wait().unwrap();
-    assert!(!process_alive(pid, start));
+    assert!(!process_alive(&id));
+    // A pid of another namespace is never judged dead from here.
+    assert!(process_alive(&ProcessId {
+      namespace: id.namespace + 1,
+      ..id
+    }));
   }
 }
