@@ -27,3 +27,32 @@ it('bench --quick runs every mechanism and writes a complete JSON report and cha
   assert.match(fs.readFileSync(svg, 'utf8'), /^<svg[\s\S]*<\/svg>\s*$/)
   fs.rmSync(dir, { recursive: true, force: true })
 })
+
+// --processes: the cross-process rows (a forked child per cell), on the quick preset with one thread
+// mechanism to keep it cheap. Each payload is checked by the bench; the run must leave no files.
+it('bench --quick --processes measures every process mechanism and cleans up its files', { timeout: 120_000 }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sabpool-bench-'))
+  const json = path.join(dir, 'bench.json')
+  const svg = path.join(dir, 'bench.svg')
+  const shm = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir()
+  const ours = () => new Set(fs.readdirSync(shm).filter((f) => f.startsWith('sabpool.sabpool-bench-')))
+  const before = ours()
+  const run = spawnSync(process.execPath, ['bench/index.js', '--quick', '--processes', '--only', 'channel', '--json', json, '--svg', svg], {
+    cwd: root, encoding: 'utf8', timeout: 110_000,
+  })
+  assert.equal(run.status, 0, `bench failed:\n${run.stderr.slice(-2000)}`)
+  assert.match(run.stdout, /ACROSS PROCESSES/)
+  const check = spawnSync(process.execPath, ['bench/check-json.js', json, '--processes'], { cwd: root, encoding: 'utf8' })
+  assert.equal(check.status, 0, `incomplete JSON report:\n${check.stdout}${check.stderr}`)
+  const report = JSON.parse(fs.readFileSync(json, 'utf8'))
+  const { processIds } = require('../bench/mechanisms/index.js')
+  assert.deepEqual(report.config.processes.mechanisms, processIds)
+  assert.deepEqual(report.config.processes.sizes, report.config.sizes)
+  assert.equal(report.processes.cells.length, processIds.length * report.config.sizes.length)
+  assert.deepEqual(report.processes.parked.map((p) => p.mechanism), processIds)
+  for (const c of report.processes.cells) assert.deepEqual(c.verify, { main: 0, worker: 0 }, `${c.mechanism} @ ${c.size}`)
+  assert.match(fs.readFileSync(svg, 'utf8'), /sabpool channel \(process\)/)
+  const left = [...ours()].filter((f) => !before.has(f))
+  assert.deepEqual(left, [], 'the bench left sabpool files behind')
+  fs.rmSync(dir, { recursive: true, force: true })
+})

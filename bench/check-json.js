@@ -1,18 +1,61 @@
 #!/usr/bin/env node
 'use strict'
 // Validates a `node bench/index.js --json FILE` report: every (mechanism, size, metric) cell is
-// present and a finite number, and so are the parked, cold-start and break-even numbers. It never
-// judges timings; it does fail on payload mismatches (a correctness failure, not a timing).
+// present and a finite number, and so are the parked, cold-start and break-even numbers, and, for a
+// `--processes` run, every process (mechanism, size) cell, its ratios and the process parked rows.
+// It never judges timings; it does fail on payload mismatches (a correctness failure, not a timing).
 //
-//   node bench/check-json.js FILE [--all]
-//     --all   also require every known mechanism (not just those the run was configured with)
+//   node bench/check-json.js FILE [--all] [--processes]
+//     --all         also require every known mechanism (not just those the run was configured with)
+//     --processes   require the --processes section (with --all: every process mechanism too)
 // Exit status: 0 valid, 1 invalid (each problem on stderr), 2 usage or unreadable file.
 
 const fs = require('node:fs')
-const { ids } = require('./mechanisms/index.js')
-const { SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, COLD_START_METRICS, getPath } = require('./schema.js')
+const { ids, processIds } = require('./mechanisms/index.js')
+const { SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS, getPath } = require('./schema.js')
 
-function validate(res, { all = false } = {}) {
+/** The `--processes` section: `need(obj, path, where)` records a missing number. */
+function validateProcesses(res, all, need, problems) {
+  const pc = res.config.processes
+  const sizes = pc?.sizes
+  const mechanisms = pc?.mechanisms
+  const P = res.processes
+  const missing = []
+  if (!Array.isArray(sizes) || sizes.length === 0 || !sizes.every((v) => typeof v === 'number' && Number.isFinite(v))) missing.push('config.processes.sizes missing or not numbers')
+  if (!Array.isArray(mechanisms) || mechanisms.length === 0) missing.push('config.processes.mechanisms missing')
+  if (P === null || typeof P !== 'object' || !Array.isArray(P.cells) || !Array.isArray(P.parked)) missing.push('processes: section missing (cells, parked)')
+  if (missing.length > 0) {
+    problems.push(...missing)
+    return 0
+  }
+  if (typeof pc.parkedSize !== 'number') problems.push('config.processes.parkedSize missing')
+  if (all) for (const id of processIds) if (!mechanisms.includes(id)) problems.push(`process mechanism ${id} was not run (--all)`)
+  const bad = (x) => (x.verify?.main ?? 0) + (x.verify?.worker ?? 0)
+  let checked = 0
+  for (const id of mechanisms) {
+    for (const size of sizes) {
+      const where = `process ${id} @ ${size} B`
+      const cell = P.cells.find((c) => c.mechanism === id && c.size === size)
+      if (cell === undefined) {
+        problems.push(`${where}: cell missing`)
+        continue
+      }
+      for (const path of [...CELL_METRICS, ...PROCESS_RATIOS]) need(cell, path, where)
+      if (bad(cell) > 0) problems.push(`${where}: ${bad(cell)} payload mismatches`)
+      checked++
+    }
+    const p = P.parked.find((x) => x.mechanism === id)
+    if (p === undefined) {
+      problems.push(`process parked ${id}: missing`)
+    } else {
+      for (const path of [...PARKED_METRICS, ...PROCESS_PARKED_RATIOS]) need(p, path, `process parked ${id}`)
+      if (bad(p) > 0) problems.push(`process parked ${id}: ${bad(p)} payload mismatches`)
+    }
+  }
+  return checked
+}
+
+function validate(res, { all = false, processes = false } = {}) {
   const problems = []
   const num = (v) => typeof v === 'number' && Number.isFinite(v)
   const need = (obj, path, where) => {
@@ -68,14 +111,19 @@ function validate(res, { all = false } = {}) {
       for (const k of ['clone', 'sabpoolBusy', 'sabpoolIdle']) for (const f of ['roundTrip', 'transfer', 'reused', 'oneShot']) need(b, `${k}.${f}`, `breakEven @ ${size} B`)
     }
   }
-  return problems.length ? problems : { cells: checked, metrics: CELL_METRICS.length }
+  let processCells = 0
+  if (res.config.processes) processCells = validateProcesses(res, all, need, problems)
+  else if (processes) problems.push('config.processes is not set: the run had no --processes section')
+  else if (res.processes != null) problems.push('processes section present but config.processes is not set')
+  return problems.length ? problems : { cells: checked, metrics: CELL_METRICS.length, processCells }
 }
 
 function main(argv) {
   const files = argv.filter((a) => !a.startsWith('--'))
   const all = argv.includes('--all')
-  if (files.length !== 1 || argv.some((a) => a.startsWith('--') && a !== '--all')) {
-    process.stderr.write('usage: node bench/check-json.js FILE [--all]\n')
+  const processes = argv.includes('--processes')
+  if (files.length !== 1 || argv.some((a) => a.startsWith('--') && a !== '--all' && a !== '--processes')) {
+    process.stderr.write('usage: node bench/check-json.js FILE [--all] [--processes]\n')
     return 2
   }
   let res
@@ -85,13 +133,14 @@ function main(argv) {
     process.stderr.write(`cannot read ${files[0]}: ${err.message}\n`)
     return 2
   }
-  const out = validate(res, { all })
+  const out = validate(res, { all, processes })
   if (Array.isArray(out)) {
     for (const p of out) process.stderr.write(`${p}\n`)
     process.stderr.write(`${files[0]}: ${out.length} problem(s)\n`)
     return 1
   }
-  process.stdout.write(`${files[0]}: ok (${out.cells} cells × ${out.metrics} metrics, plus parked, cold start, break-even)\n`)
+  const procs = out.processCells > 0 ? `, ${out.processCells} process cells` : ''
+  process.stdout.write(`${files[0]}: ok (${out.cells} cells × ${out.metrics} metrics${procs}, plus parked, cold start, break-even)\n`)
   return 0
 }
 

@@ -1,7 +1,7 @@
 'use strict'
 // Command line: presets and option parsing.
 
-const { ids } = require('./mechanisms/index.js')
+const { ids, processIds } = require('./mechanisms/index.js')
 
 const USAGE = `usage: node bench/index.js [options]
 
@@ -10,6 +10,13 @@ const USAGE = `usage: node bench/index.js [options]
   --sizes LIST       payload sizes, e.g. 1k,64k,1m,16m (suffixes k, m, g = KiB, MiB, GiB; bytes otherwise)
   --only LIST        mechanisms: ${ids.join(', ')}
                      (a prefix selects a family: clone, channel; also: sabpool, floor, postMessage)
+  --processes        also measure across processes: the bench process and a child_process.fork()ed
+                     child (a fresh one per cell), same sizes: sabpool file-backed Channel
+                     (SharedPool.create / open, futex waits), process.send() JSON (base64 string),
+                     process.send() with serialization 'advanced' (Uint8Array), and a raw socket
+                     pair with length-prefixed frames (the floor). Adds up to about a minute
+                     (about 5 s with --quick; with --full, 64 MiB adds another minute); --only
+                     does not apply to these rows
   --json FILE        write every number and the run's metadata as JSON
   --svg FILE         write a latency-vs-size chart (log-log) as SVG
   -h, --help         this text
@@ -82,7 +89,7 @@ function parseOnly(text) {
 }
 
 function parseArgs(argv) {
-  const opts = { quick: false, full: false, sizes: null, only: null, json: null, svg: null, help: false }
+  const opts = { quick: false, full: false, processes: false, sizes: null, only: null, json: null, svg: null, help: false }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
@@ -95,6 +102,7 @@ function parseArgs(argv) {
     switch (flag) {
       case '--quick': opts.quick = true; break
       case '--full': opts.full = true; break
+      case '--processes': opts.processes = true; break
       case '--sizes': opts.sizes = [...new Set(value().split(',').filter((s) => s.trim() !== '').map(parseSize))].sort((a, b) => a - b); break
       case '--only': opts.only = parseOnly(value()); break
       case '--json': opts.json = value(); break
@@ -115,6 +123,9 @@ function configure(opts) {
   cfg.sizes = opts.sizes ?? (opts.full ? [...cfg.sizes, 64 * MIB] : cfg.sizes)
   cfg.mechanisms = opts.only ?? ids
   cfg.parkedSize = KIB
+  // The process cells use the same sizes and phase budgets: the slowest (JSON of 16 MiB, about
+  // 0.4 s per round trip) run their minimum iterations, and the section takes 40–60 s (~5 s quick).
+  cfg.processes = opts.processes ? { mechanisms: processIds, sizes: cfg.sizes, parkedSize: KIB } : null
   return cfg
 }
 

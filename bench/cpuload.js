@@ -5,7 +5,8 @@
 // instead of letting such numbers pass as the library's.
 //
 // Linux: machine-wide busy time from /proc/stat minus this process's own CPU time
-// (process.cpuUsage() counts every thread of the process, workers included). Elsewhere: null.
+// (process.cpuUsage() counts every thread of the process, workers included) and minus the CPU time
+// of the bench's own child processes (`--processes`). Elsewhere: null.
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -21,8 +22,34 @@ function readStat() {
   }
 }
 
-function sample() {
-  return { stat: readStat(), own: process.cpuUsage(), t: performance.now() }
+/** Fields of /proc/<pid>/stat from the 3rd (state) on, or null. */
+function procStat(pid) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return s.slice(s.lastIndexOf(')') + 2).split(' ')
+  } catch {
+    return null
+  }
+}
+
+/**
+ * CPU time of our child processes in clock ticks: the children that have exited (this process's
+ * cutime + cstime) plus the live ones in `pids` (their utime + stime). Null if unknown.
+ */
+function childTicks(pids) {
+  const self = procStat('self')
+  if (self === null) return null
+  let sum = Number(self[13]) + Number(self[14]) // cutime, cstime: fields 16 and 17
+  for (const pid of pids) {
+    const f = procStat(pid)
+    if (f !== null) sum += Number(f[11]) + Number(f[12]) // utime, stime: fields 14 and 15
+  }
+  return sum
+}
+
+/** `pids`: live child processes whose CPU time counts as ours (the `--processes` children). */
+function sample(pids = []) {
+  return { stat: readStat(), own: process.cpuUsage(), kids: childTicks(pids), t: performance.now() }
 }
 
 /** Average number of cores used by other processes between two samples (null if unknown). */
@@ -34,7 +61,9 @@ function othersCores(a, b) {
   const busyCores = ((total - (b.stat.idle - a.stat.idle)) / total) * cores
   const wallUs = (b.t - a.t) * 1e3
   const ownCores = (b.own.user - a.own.user + b.own.system - a.own.system) / wallUs
-  return Math.max(0, busyCores - ownCores)
+  // Our children's ticks are in the same unit as /proc/stat's (USER_HZ).
+  const kidsCores = a.kids !== null && b.kids !== null ? ((b.kids - a.kids) / total) * cores : 0
+  return Math.max(0, busyCores - ownCores - kidsCores)
 }
 
 /** Samples for `ms` while this process idles: what the neighbours use before we start. */

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict'
 // sabpool's built-in benchmark: every mechanism, side by side, in one run on this machine.
-//   node bench/index.js [--quick | --full] [--sizes 1k,1m] [--only channel,clone] [--json FILE] [--svg FILE]
+//   node bench/index.js [--quick | --full] [--processes] [--sizes 1k,1m] [--only channel,clone] [--json FILE] [--svg FILE]
 // The report goes to stdout, progress to stderr. See README.md ("npm run bench") and --help.
 
 const { spawnSync } = require('node:child_process')
@@ -19,6 +19,7 @@ const { WorkerHost } = require('./host.js')
 const { runCell, runParked } = require('./runner.js')
 const { timerOverheadNs, stopObservingGc } = require('./harness.js')
 const { measureColdStart } = require('./coldstart.js')
+const { runProcesses, processSteps } = require('./processes.js')
 const { collectMeta } = require('./meta.js')
 const { addRatios, breakEven, targets } = require('./analysis.js')
 const { render, fmtSize } = require('./report.js')
@@ -82,7 +83,7 @@ async function main() {
 
   const started = performance.now()
   const meta = collectMeta(process.argv.slice(2))
-  const progress = new Progress(2 + cfg.sizes.length * mechanisms.length + parkedMechanisms.length)
+  const progress = new Progress(2 + cfg.sizes.length * mechanisms.length + parkedMechanisms.length + processSteps(cfg))
 
   progress.step('timer overhead, CPU idle probe')
   const othersBefore = await cpu.idleProbe(cfg.preset === 'quick' ? 200 : 500)
@@ -118,6 +119,12 @@ async function main() {
     }
   } finally {
     await Promise.all([...hosts.values()].map((h) => h.close()))
+  }
+  // --processes: after the workers are gone, so that only this process and one child run.
+  let processes = null
+  try {
+    if (cfg.processes) processes = await runProcesses(cfg, progress, { cells, parked })
+  } finally {
     stopObservingGc()
   }
   const othersDuring = cpu.othersCores(cpuRun0, cpu.sample())
@@ -135,6 +142,7 @@ async function main() {
     cells,
     parked,
     coldStart,
+    processes,
     breakEven: breakEven(cells, parked, coldStart, cfg.sizes, cfg.amortiseTasks, NOISY),
     targets: [],
     methods: {
@@ -146,6 +154,14 @@ async function main() {
       rss: 'process RSS after the cell minus RSS after its warm-up (process-wide, includes the worker).',
       parked: 'main sleeps pauseMs (Atomics.wait) before each round trip so the worker has parked.',
       coldStart: 'new Worker(file) until its first message arrives; one untimed start first.',
+      ...(processes === null ? {} : {
+        processes: 'the same cells, round trips and streams between this process and a child_process.fork()ed child (a fresh child per cell, ended before the next one starts): ' +
+          'sabpool = SharedPool.create/Channel.create in files under /dev/shm, opened by name in the child (SharedPool.open/Channel.open), a channel each way, waits spin (default budget) then park on futexes, every blocking call passes { timeout } only; ' +
+          'process.send JSON = the payload as a base64 string (encoded inside the timed send call, decoded with Buffer.from(s, "base64"); the child decodes, touches and re-encodes); ' +
+          'process.send advanced = serialization "advanced", a Uint8Array, echoed; ' +
+          'raw pipe = an extra stdio pipe (socket pair), 4-byte length + payload frames, the child blocks in readSync/writeSync on a preallocated buffer and echoes, this process writes with socket.write and reassembles "data" chunks. ' +
+          'Ratios: vsSabpool = round trip p50 / the sabpool row\'s; streamVsSabpool = the sabpool row\'s msgs/s p50 / this row\'s; vsThread (sabpool rows) = round trip p50 / the thread section\'s channel row\'s. Parked rows: the same, busy and parked. CPU of the child counts as ours in cpu.othersCores.',
+      }),
     },
   }
   res.targets = targets(cells, parked, cfg.sizes, NOISY)
@@ -159,7 +175,8 @@ async function main() {
     fs.writeFileSync(opts.svg, renderSvg(res))
     process.stderr.write(`wrote ${opts.svg}\n`)
   }
-  const bad = cells.filter((c) => c.verify.main + c.verify.worker > 0).length + parked.filter((p) => p.verify.main + p.verify.worker > 0).length
+  const all = [...cells, ...parked, ...(processes === null ? [] : [...processes.cells, ...processes.parked])]
+  const bad = all.filter((c) => c.verify.main + c.verify.worker > 0).length
   if (bad > 0) {
     process.stderr.write(`error: ${bad} cell(s) received payloads with the wrong content (see "check")\n`)
     return 1

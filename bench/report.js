@@ -91,7 +91,7 @@ const name = (res, x) => `${x.short}${noisy(res, x) ? ' !' : ''}`
 function cpuLine(res) {
   const c = res.cpu
   if (c.othersCoresBefore === null) return 'CPU use by other processes: unknown (needs Linux /proc/stat).'
-  const cells = [...res.cells, ...res.parked].filter((x) => noisy(res, x)).length
+  const cells = [...res.cells, ...res.parked, ...(res.processes ? [...res.processes.cells, ...res.processes.parked] : [])].filter((x) => noisy(res, x)).length
   const f = (v) => v.toFixed(2)
   let line = `CPU taken by other processes: ${f(c.othersCoresBefore)} of ${res.meta.cores} cores just before the run, ${f(c.othersCoresDuring)} on average during it.`
   if (cells > 0) {
@@ -267,8 +267,100 @@ function targetsTable(res) {
   ].join('\n')
 }
 
+// ---- --processes ------------------------------------------------------------------------------------
+
+function processRows(res, fn) {
+  const P = res.processes
+  const rows = []
+  for (const size of res.config.processes.sizes) {
+    if (rows.length) rows.push(null)
+    for (const id of res.config.processes.mechanisms) {
+      const c = cellOf(P.cells, id, size)
+      if (c) rows.push(fn(c))
+    }
+  }
+  return rows
+}
+
+function processesSection(res) {
+  if (!res.processes) return ''
+  const P = res.processes
+  const latency = processRows(res, (c) => [
+    fmtSize(c.size),
+    name(res, c),
+    fmtNs(c.rt.p50),
+    fmtRange(c.rt.p10, c.rt.p90),
+    fmtNs(c.rt.p99),
+    fmtNs(c.send.p50),
+    fmtRange(c.send.p10, c.send.p90),
+    fmtTimes(c.ratios.vsSabpool),
+    c.ratios.vsThread === undefined ? '' : fmtTimes(c.ratios.vsThread),
+    c.parks ? fmtParks(c.parks.roundTrip, c.rt.n) : '',
+  ])
+  const stream = processRows(res, (c) => [
+    fmtSize(c.size),
+    name(res, c),
+    String(c.window),
+    fmtRate(c.throughput.msgsPerSec.p50),
+    fmtRateRange(c.throughput.msgsPerSec.p10, c.throughput.msgsPerSec.p90),
+    num3(c.throughput.gbPerSec),
+    fmtTimes(c.ratios.streamVsSabpool),
+    fmtBytes(c.heap.bytesPerRoundTrip) + (c.heap.gcInside ? '*' : ''),
+    fmtBytes(c.heap.arrayBufferBytesPerRoundTrip) + (c.heap.gcInside ? '*' : ''),
+    `${c.rt.n}/${c.heap.n}/${c.throughput.messages}`,
+    c.verify.main + c.verify.worker === 0 ? 'ok' : `BAD ${c.verify.main + c.verify.worker}`,
+  ])
+  const parked = P.parked.map((p) => [
+    name(res, p),
+    fmtNs(p.busy.rt.p50),
+    fmtRange(p.busy.rt.p10, p.busy.rt.p90),
+    fmtTimes(p.ratios.busyVsSabpool),
+    fmtNs(p.parked.rt.p50),
+    fmtRange(p.parked.rt.p10, p.parked.rt.p90),
+    fmtNs(p.parked.rt.p99),
+    fmtTimes(p.ratios.parkedVsSabpool),
+    p.ratios.parkedVsThread === undefined ? '' : fmtTimes(p.ratios.parkedVsThread),
+    String(p.parked.rt.n),
+  ])
+  const anyGc = P.cells.some((c) => c.heap.gcInside)
+  return [
+    'ACROSS PROCESSES (--processes): this process and a child_process.fork()ed child, a fresh child per cell; the same',
+    'round-trip, sender-blocked, streaming and heap method as above, with the child in the worker\'s place.',
+    '  sabpool channel: SharedPool.create + a Channel.create each way, files under /dev/shm opened by name in the child;',
+    '    blocked calls spin (default budget), then park on a futex. parked = receive waits that slept per round trip.',
+    '  process.send JSON base64: default serialization, the bytes as a base64 string (encoded inside the send call,',
+    '    decoded on receipt; the child decodes, touches and re-encodes).',
+    "  process.send advanced: serialization 'advanced' (structured clone) of a Uint8Array, echoed.",
+    '  raw socket pair (floor): an extra stdio pipe, frames of a 4-byte length + the bytes; the child echoes them with',
+    '    blocking readSync/writeSync, this process writes with socket.write and reassembles chunks in its event loop.',
+    '×sabpool = times slower than the sabpool channel row of the same size (round trip p50s; streaming: sabpool\'s',
+    "msgs/s over this row's). ×thread = the sabpool row's round trip over the thread section's sabpool channel row",
+    '(1× = crossing the process boundary costs nothing). Medians (p50) with p10–p90.',
+    table(
+      ['size', 'mechanism', 'rt p50', 'rt p10–p90', 'rt p99', 'send p50', 'send p10–p90', '×sabpool', '×thread', 'parked'],
+      latency,
+      ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
+    '',
+    table(
+      ['size', 'mechanism', 'win', 'msgs/s p50', 'p10–p90', 'GB/s', '×sabpool', 'heap/rt', 'ArrayBuffer/rt', 'n rt/heap/stream', 'check'],
+      stream,
+      ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+    ),
+    ...(anyGc ? ['* a GC ran inside every heap window tried: the value is a lower bound.'] : []),
+    '',
+    `WAKE-UP across processes (${fmtSize(res.config.processes.parkedSize)}): busy = back to back; parked = this process sleeps ${res.config.pauseMs} ms before each`,
+    'round trip, so the child has parked (futex, or its idle event loop).',
+    table(
+      ['mechanism', 'busy rt p50', 'busy p10–p90', '×sabpool', 'parked rt p50', 'parked p10–p90', 'parked p99', '×sabpool', '×thread', 'n'],
+      parked,
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
+  ].join('\n')
+}
+
 function render(res) {
-  return [header(res), latencyTable(res), streamTable(res), parkedTable(res), breakEvenSection(res), targetsTable(res)]
+  return [header(res), latencyTable(res), streamTable(res), parkedTable(res), breakEvenSection(res), targetsTable(res), processesSection(res)]
     .filter((s) => s !== '')
     .join('\n\n') + '\n'
 }

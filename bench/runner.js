@@ -3,6 +3,8 @@
 //   echo phase: warm-up → round trips (timed) → sender-blocked (timed send calls) → JS heap window
 //   sink phase: streaming throughput, `repeats` windows
 // and the parked-latency variant (round trips with the consumer idle long enough to park).
+// The host is a WorkerHost (host.js: a worker thread) or a ProcessHost (proc-host.js: a child
+// process, `--processes`); both have the same interface.
 
 const { loopsFor, warmUp, itersFor, heapPerRoundTrip } = require('./harness.js')
 const { summarize, clamp } = require('./stats.js')
@@ -30,7 +32,8 @@ async function startPhase(host, m, st, mode) {
 
 async function endPhase(host, m, st, mode) {
   m.endPhase(st, mode)
-  if (m.sync) {
+  // The worker's side posts { done } when its blocking loop returns (bench/worker.js).
+  if (m.worker.run !== undefined) {
     const reply = await host.next()
     if (!reply.done) throw new Error(`bench bug: expected the end of the worker's phase, got ${JSON.stringify(reply)}`)
   }
@@ -41,6 +44,7 @@ async function setUpCell(host, m, size, window) {
   const { st, init } = m.setup(size, window, host.port)
   host.onMessage = (msg) => m.onMessage(st, msg)
   await host.call('setup', init)
+  if (m.attached !== undefined) m.attached(st)
   return st
 }
 
@@ -57,7 +61,7 @@ async function tearDownCell(host, m, st) {
 async function runCell(host, m, size, cfg, report) {
   const window = windowFor(size)
   const loops = loopsFor(m)
-  const cpu0 = cpu.sample()
+  const cpu0 = cpu.sample(host.pids)
   const st = await setUpCell(host, m, size, window)
   const guard = (p) => host.guard(Promise.resolve(p))
 
@@ -121,7 +125,7 @@ async function runCell(host, m, size, cfg, report) {
     heap,
     rss: { growthBytes: rss1 - rss0 },
     verify: mismatches,
-    cpu: { othersCores: cpu.othersCores(cpu0, cpu.sample()) },
+    cpu: { othersCores: cpu.othersCores(cpu0, cpu.sample(host.pids)) },
     // How often a thread slept in a blocking call: during the timed round trips, and while streaming.
     parks: rtParks === null ? null : { roundTrip: rtParks, stream: streamParks },
   }
@@ -134,7 +138,7 @@ async function runCell(host, m, size, cfg, report) {
  */
 async function runParked(host, m, size, cfg, report) {
   const loops = loopsFor(m)
-  const cpu0 = cpu.sample()
+  const cpu0 = cpu.sample(host.pids)
   const st = await setUpCell(host, m, size, windowFor(size))
   const guard = (p) => host.guard(Promise.resolve(p))
   await startPhase(host, m, st, 'echo')
@@ -154,7 +158,7 @@ async function runParked(host, m, size, cfg, report) {
   }
   await guard(endPhase(host, m, st, 'echo'))
   const mismatches = await tearDownCell(host, m, st)
-  return { mechanism: m.id, size, pauseMs: cfg.pauseMs, ...out, verify: mismatches, cpu: { othersCores: cpu.othersCores(cpu0, cpu.sample()) } }
+  return { mechanism: m.id, size, pauseMs: cfg.pauseMs, ...out, verify: mismatches, cpu: { othersCores: cpu.othersCores(cpu0, cpu.sample(host.pids)) } }
 }
 
 module.exports = { runCell, runParked, windowFor }

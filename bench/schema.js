@@ -24,6 +24,10 @@ const RATIOS = {
 const PARKED_METRICS = ['busy.rt.p50', 'busy.rt.p10', 'busy.rt.p90', 'busy.rt.p99', 'busy.send.p50',
   'parked.rt.p50', 'parked.rt.p10', 'parked.rt.p90', 'parked.rt.p99', 'parked.send.p50']
 
+/** `--processes` (res.processes): ratios every process cell and parked row must have. */
+const PROCESS_RATIOS = ['ratios.vsSabpool', 'ratios.streamVsSabpool']
+const PROCESS_PARKED_RATIOS = ['ratios.busyVsSabpool', 'ratios.parkedVsSabpool']
+
 const COLD_START_METRICS = ['plain.p50', 'plain.p10', 'plain.p90', 'sabpool.p50', 'sabpool.p10', 'sabpool.p90']
 
 function getPath(obj, dotted) {
@@ -35,4 +39,4 @@ function getPath(obj, dotted) {
   return v
 }
 
-module.exports = { SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, COLD_START_METRICS, getPath }
+module.exports = { SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS, getPath }

@@ -13,6 +13,17 @@ const COLORS = {
   channel: '#1f77b4',
   'channel-spin': '#2ca02c',
   ring: '#555555',
+  // --processes: dash-dotted lines
+  'proc-channel': '#0b3d91',
+  'proc-json': '#e377c2',
+  'proc-advanced': '#bcbd22',
+  'proc-pipe': '#7f7f7f',
+}
+
+/** Legend of the --processes series (their table names leave "process" to the section title). */
+const PROCESS_LEGEND = {
+  'proc-channel': 'sabpool channel (process)',
+  'proc-pipe': 'raw socket pair (process floor)',
 }
 
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c])
@@ -31,7 +42,8 @@ function renderSvg(res) {
   const pw = W - M.left - M.right
   const ph = H - M.top - M.bottom
   const sizes = res.config.sizes
-  const cells = res.cells.filter((c) => Number.isFinite(c.rt.p50))
+  const procCells = res.processes ? res.processes.cells : []
+  const cells = [...res.cells, ...procCells].filter((c) => Number.isFinite(c.rt.p50))
 
   const lx = (s) => Math.log2(s)
   const x0 = lx(sizes[0]) - 0.5
@@ -66,12 +78,14 @@ function renderSvg(res) {
   out.push(`<text transform="translate(20 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">round trip</text>`)
 
   // series
-  const ids = res.config.mechanisms.filter((id) => cells.some((c) => c.mechanism === id))
+  const procIds = res.processes ? res.config.processes.mechanisms : []
+  const ids = [...res.config.mechanisms, ...procIds].filter((id) => cells.some((c) => c.mechanism === id))
   ids.forEach((id, i) => {
     const pts = sizes.map((s) => cells.find((c) => c.mechanism === id && c.size === s)).filter(Boolean)
     const color = COLORS[id] ?? '#000'
     const group = pts[0].group
-    const dash = group === 'floor' ? ' stroke-dasharray="6 4"' : id === 'channel-spin' ? ' stroke-dasharray="2 3"' : ''
+    const dash = procIds.includes(id) ? ' stroke-dasharray="8 3 2 3"'
+      : group === 'floor' ? ' stroke-dasharray="6 4"' : id === 'channel-spin' ? ' stroke-dasharray="2 3"' : ''
     const width = group === 'sabpool' ? 2.5 : 1.5
     out.push(`<g stroke="${color}" fill="${color}">`)
     for (const c of pts) {
@@ -86,7 +100,7 @@ function renderSvg(res) {
     const lxp = M.left + pw + 20
     out.push(`<line x1="${lxp}" x2="${lxp + 26}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="${width}"${dash}/>`)
     out.push(`<circle cx="${lxp + 13}" cy="${ly}" r="3.5" fill="${color}"/>`)
-    out.push(`<text x="${lxp + 34}" y="${ly + 4}">${esc(pts[0].short)}</text>`)
+    out.push(`<text x="${lxp + 34}" y="${ly + 4}">${esc(PROCESS_LEGEND[id] ?? pts[0].short)}</text>`)
   })
   out.push('</svg>')
   return `${out.join('\n')}\n`

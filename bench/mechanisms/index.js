@@ -16,9 +16,17 @@
 // Worker side (`worker`): setup(init, port) → w; onMessage(w, msg) (async) or run(w) (sync, a
 // blocking loop until the end-of-phase message; w.mode says echo or sink); abort(w); teardown(w).
 // Functions never use `this`, so the harness may call them unbound.
+//
+// PROCESS_MECHANISMS (`--processes`) have the same shape; their `worker` side runs in a
+// child_process.fork()ed child (../proc-child.js) instead of a worker thread, `port` is the
+// child's IPC channel (process.send), and they say how to fork it: `serialization` ('json' or
+// 'advanced') and `pipe` (an extra stdio pipe as the child's fd 4). `attached(st)`, if present,
+// runs once the child has set up; setup may register cleanups with `port.defer(fn)`, which run
+// after the cell whether it succeeded or not.
 
 const { makeClone } = require('./clone.js')
 const { makeChannel } = require('./channel.js')
+const { makeMessage } = require('./proc-message.js')
 
 const MECHANISMS = [
   makeClone({ id: 'clone-bytes', label: 'postMessage clone of a Uint8Array', short: 'clone Uint8Array', kind: 'bytes' }),
@@ -34,7 +42,15 @@ const MECHANISMS = [
 /** Only used by the parked-latency section: the smallest possible postMessage round trip. */
 const TINY = makeClone({ id: 'tiny', label: 'postMessage of a number (tiny)', short: 'postMessage tiny', kind: 'tiny' })
 
-const ALL = new Map([...MECHANISMS, TINY].map((m) => [m.id, m]))
+/** `--processes`: between the bench process and a forked child. Ratios are taken to the first. */
+const PROCESS_MECHANISMS = [
+  require('./proc-channel.js'),
+  makeMessage({ id: 'proc-json', label: 'process.send() JSON (default serialization) of a base64 string of the bytes', short: 'process.send JSON base64', serialization: 'json' }),
+  makeMessage({ id: 'proc-advanced', label: "process.send() with serialization: 'advanced' (structured clone) of a Uint8Array", short: 'process.send advanced', serialization: 'advanced' }),
+  require('./proc-pipe.js'),
+]
+
+const ALL = new Map([...MECHANISMS, TINY, ...PROCESS_MECHANISMS].map((m) => [m.id, m]))
 
 function get(id) {
   const m = ALL.get(id)
@@ -42,4 +58,11 @@ function get(id) {
   return m
 }
 
-module.exports = { MECHANISMS, TINY, get, ids: MECHANISMS.map((m) => m.id) }
+module.exports = {
+  MECHANISMS,
+  TINY,
+  PROCESS_MECHANISMS,
+  get,
+  ids: MECHANISMS.map((m) => m.id),
+  processIds: PROCESS_MECHANISMS.map((m) => m.id),
+}
