@@ -710,6 +710,17 @@ function fileCall(call) {
   }
 }
 
+/** A pool's `slotSize`, `slots` and `maxParticipants` options, checked. */
+function checkGeometry(options) {
+  return {
+    slotSize: checkInteger('slotSize', options.slotSize, 1, OFFSETS.maxSlotSize),
+    slots: checkInteger('slots', options.slots, 1, OFFSETS.maxSlots),
+    maxParticipants: options.maxParticipants === undefined
+      ? OFFSETS.defaultParticipants
+      : checkInteger('maxParticipants', options.maxParticipants, 1, OFFSETS.maxParticipants),
+  }
+}
+
 /** Largest SharedArrayBuffer a pool may ask for: V8's limit is 2^53 - 1 bytes on 64-bit. */
 const MAX_REGION_BYTES = Number.MAX_SAFE_INTEGER
 
@@ -728,11 +739,7 @@ class SharedPool {
       if (options === undefined || (options.slotSize === undefined && options.slots === undefined)) {
         throw makeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'new SharedPool({ slotSize, slots }) needs slotSize and slots')
       }
-      const slotSize = checkInteger('slotSize', options.slotSize, 1, OFFSETS.maxSlotSize)
-      const slots = checkInteger('slots', options.slots, 1, OFFSETS.maxSlots)
-      const maxParticipants = options.maxParticipants === undefined
-        ? OFFSETS.defaultParticipants
-        : checkInteger('maxParticipants', options.maxParticipants, 1, OFFSETS.maxParticipants)
+      const { slotSize, slots, maxParticipants } = checkGeometry(options)
       const trackLeaks = checkTrackLeaks(options.trackLeaks)
       const size = binding.poolRegionSize(slotSize, slots, maxParticipants)
       let buffer
@@ -765,11 +772,7 @@ class SharedPool {
     const name = checkName(options.name)
     const dir = checkDir(options.dir)
     const mode = checkMode(options.mode)
-    const slotSize = checkInteger('slotSize', options.slotSize, 1, OFFSETS.maxSlotSize)
-    const slots = checkInteger('slots', options.slots, 1, OFFSETS.maxSlots)
-    const maxParticipants = options.maxParticipants === undefined
-      ? OFFSETS.defaultParticipants
-      : checkInteger('maxParticipants', options.maxParticipants, 1, OFFSETS.maxParticipants)
+    const { slotSize, slots, maxParticipants } = checkGeometry(options)
     const trackLeaks = checkTrackLeaks(options.trackLeaks)
     const attachment = fileCall(() =>
       binding.poolCreateFile(dir, name, slotSize, slots, maxParticipants, randomInt(1, 0xffffffff), mode))

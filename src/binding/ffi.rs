@@ -253,8 +253,18 @@ unsafe extern "C" fn drop_region(_env: sys::napi_env, data: *mut c_void, hint: *
 
 /// A JS buffer over the whole mapping of `file`: a SharedArrayBuffer where Node can make one from
 /// external memory, else an ArrayBuffer. Either keeps the mapping alive until it is collected.
-/// Returns the value and whether it is a SharedArrayBuffer.
 pub fn region_buffer(
+  env: &napi::Env,
+  file: &Arc<RegionFile>,
+) -> Result<napi::Unknown<'static>, Error> {
+  let env = env.raw();
+  let (value, _shared) = external_buffer(env, file)?;
+  // SAFETY: `value` was just created in `env` by Node-API and is returned to JS from this call.
+  Ok(unsafe { napi::Unknown::from_raw_unchecked(env, value) })
+}
+
+/// Creates the external (Shared)ArrayBuffer; returns it and whether it is a SharedArrayBuffer.
+fn external_buffer(
   env: sys::napi_env,
   file: &Arc<RegionFile>,
 ) -> Result<(sys::napi_value, bool), Error> {

@@ -618,9 +618,7 @@ fn require_file(id: u32) -> Result<MappedMemory, String> {
 #[napi]
 pub fn region_buffer(env: Env, id: u32) -> Result<Unknown<'static>, String> {
   let memory = require_file(id)?;
-  let (value, _) = ffi::region_buffer(env.raw(), memory.file()).map_err(js_error)?;
-  // SAFETY: `value` was just created in `env` by Node-API.
-  Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+  ffi::region_buffer(&env, memory.file()).map_err(js_error)
 }
 
 /// Path of a file-backed region, or null.
