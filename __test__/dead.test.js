@@ -13,7 +13,7 @@ const { Worker } = require('node:worker_threads')
 const { setTimeout: sleep } = require('node:timers/promises')
 
 const { SharedPool, Channel, Lease, _internal } = require('..')
-const { waitFor } = require('./helpers.js')
+const { waitFor, assertConsistent, assertAllFreeOnce } = require('./helpers.js')
 
 const FIXTURES = path.join(__dirname, 'fixtures')
 
@@ -22,23 +22,6 @@ const FIXTURES = path.join(__dirname, 'fixtures')
 function channelWaiters(channel) {
   const i32 = new Int32Array(channel.handle.buffer, 0, (_internal.OFFSETS.sendWaiters >>> 2) + 1)
   return { recv: i32[_internal.OFFSETS.recvWaiters >>> 2], send: i32[_internal.OFFSETS.sendWaiters >>> 2] }
-}
-
-function assertConsistent(stats) {
-  assert.equal(stats.free, stats.slots - stats.inUse, 'free === slots - inUse')
-  assert.equal(stats.acquired, stats.released + stats.reclaimed + stats.inUse, 'acquired === released + reclaimed + inUse')
-  assert.ok(stats.highWater <= stats.slots)
-}
-
-/** Every slot free exactly once: tryAcquire hands out `slots` distinct slots, then null. */
-function assertAllFreeOnce(pool) {
-  const leases = []
-  for (let lease; (lease = pool.tryAcquire()) !== null;) leases.push(lease)
-  assert.deepEqual(leases.map((l) => l.slot).sort((a, b) => a - b), [...Array(pool.slots).keys()])
-  leases.forEach((l) => l.release())
-  const s = pool.stats()
-  assert.equal(s.inUse, 0)
-  assertConsistent(s)
 }
 
 const liveWorkers = new Set()

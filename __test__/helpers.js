@@ -21,6 +21,24 @@ function checkError(err, Ctor, code, message) {
   return true
 }
 
+/** The invariants of a pool's counters while nothing is acquired or released concurrently. */
+function assertConsistent(stats) {
+  assert.equal(stats.free, stats.slots - stats.inUse, 'free === slots - inUse')
+  assert.equal(stats.acquired, stats.released + stats.reclaimed + stats.inUse, 'acquired === released + reclaimed + inUse')
+  assert.ok(stats.highWater <= stats.slots)
+}
+
+/** Every slot is free exactly once: tryAcquire hands out `slots` distinct slots, then null. */
+function assertAllFreeOnce(pool) {
+  const leases = []
+  for (let lease; (lease = pool.tryAcquire()) !== null;) leases.push(lease)
+  assert.deepEqual(leases.map((l) => l.slot).sort((a, b) => a - b), [...Array(pool.slots).keys()])
+  leases.forEach((l) => l.release())
+  const s = pool.stats()
+  assert.equal(s.inUse, 0)
+  assertConsistent(s)
+}
+
 /** Polls `predicate` until it returns a truthy value or `timeout` ms pass; returns that value. */
 async function waitFor(predicate, what, timeout = 5000) {
   const deadline = performance.now() + timeout
@@ -32,4 +50,4 @@ async function waitFor(predicate, what, timeout = 5000) {
   }
 }
 
-module.exports = { throwsCode, rejectsCode, waitFor }
+module.exports = { throwsCode, rejectsCode, waitFor, assertConsistent, assertAllFreeOnce }

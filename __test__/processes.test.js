@@ -17,7 +17,7 @@ const { Worker } = require('node:worker_threads')
 const { setTimeout: sleep } = require('node:timers/promises')
 
 const { SharedPool, Channel, Lease, AbortError } = require('..')
-const { throwsCode, rejectsCode, waitFor } = require('./helpers.js')
+const { throwsCode, rejectsCode, waitFor, assertConsistent, assertAllFreeOnce } = require('./helpers.js')
 const { REPLY, writeMessage, checkMessage } = require('./fixtures/process-common.js')
 
 const FIXTURES = path.join(__dirname, 'fixtures')
@@ -169,23 +169,6 @@ afterEach(async () => {
 })
 
 // ---- assertions ------------------------------------------------------------------------------------
-
-function assertConsistent(stats) {
-  assert.equal(stats.free, stats.slots - stats.inUse, 'free === slots - inUse')
-  assert.equal(stats.acquired, stats.released + stats.reclaimed + stats.inUse, 'acquired === released + reclaimed + inUse')
-  assert.ok(stats.highWater <= stats.slots)
-}
-
-/** Every slot is free exactly once: tryAcquire hands out `slots` distinct slots, then null. */
-function assertAllFreeOnce(pool) {
-  const leases = []
-  for (let lease; (lease = pool.tryAcquire()) !== null;) leases.push(lease)
-  assert.deepEqual(leases.map((l) => l.slot).sort((a, b) => a - b), [...Array(pool.slots).keys()])
-  leases.forEach((l) => l.release())
-  const s = pool.stats()
-  assert.equal(s.inUse, 0)
-  assertConsistent(s)
-}
 
 /** Runs `fn`, prefixing the message of what it throws with `label`. */
 function labelled(label, fn) {

@@ -6,24 +6,16 @@
 
 const path = require('node:path')
 const { fork } = require('node:child_process')
+const { isControl, ControlHost } = require('./control.js')
 
 const CHILD_FILE = path.join(__dirname, 'proc-child.js')
-const isControl = (msg) => msg !== null && typeof msg === 'object' && !ArrayBuffer.isView(msg)
 
-class ProcessHost {
+class ProcessHost extends ControlHost {
   /** Forks the child for mechanism `m` (its serialization, and fd 4 as a pipe if `m.pipe`). */
   constructor(m) {
+    super(`child process (${m.id})`)
     this.id = m.id
-    this.onMessage = null
-    this.replies = []
-    this.waiters = []
-    this.failure = null
-    this.closing = false
     this.deferred = []
-    this.failed = new Promise((_, reject) => {
-      this.rejectFailed = reject
-    })
-    this.failed.catch(() => {})
     // stdout is the report's: the child never writes there. stderr shows a crashing child.
     const stdio = ['ignore', 'ignore', 'inherit', 'ipc']
     if (m.pipe) stdio.push('pipe')
@@ -38,34 +30,12 @@ class ProcessHost {
       /** Registers a cleanup that runs after the cell, whether it succeeded or failed. */
       defer: (fn) => this.deferred.push(fn),
     }
-    child.on('message', (msg) => {
-      if (!isControl(msg)) return this.onMessage(msg)
-      if (msg.error !== undefined) return this.#fail(Object.assign(new Error(`child process (${m.id}): ${msg.error}`), { stack: msg.stack }))
-      const waiter = this.waiters.shift()
-      if (waiter) waiter.resolve(msg)
-      else this.replies.push(msg)
-    })
-    child.on('error', (err) => this.#fail(err))
-    if (m.pipe) child.stdio[4].on('error', (err) => this.#fail(err))
+    child.on('message', (msg) => (isControl(msg) ? this.reply(msg) : this.onMessage(msg)))
+    child.on('error', (err) => this.fail(err))
+    if (m.pipe) child.stdio[4].on('error', (err) => this.fail(err))
     child.on('exit', (code, signal) => {
-      if (!this.closing) this.#fail(new Error(`child process (${m.id}) exited with ${signal ?? `code ${code}`}`))
+      if (!this.closing) this.fail(new Error(`${this.label} exited with ${signal ?? `code ${code}`}`))
     })
-  }
-
-  #fail(err) {
-    if (this.failure === null) this.failure = err
-    this.rejectFailed(err)
-    for (const w of this.waiters.splice(0)) w.reject(err)
-  }
-
-  next() {
-    if (this.failure !== null) return Promise.reject(this.failure)
-    if (this.replies.length > 0) return Promise.resolve(this.replies.shift())
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
-  }
-
-  guard(promise) {
-    return Promise.race([promise, this.failed])
   }
 
   call(cmd, arg) {

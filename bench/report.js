@@ -111,27 +111,57 @@ function header(res) {
   ].join('\n')
 }
 
-function groupedRows(res, fn) {
+/** `fn(cell)` for `cells`, size-major in the order of `sizes` and `mechanisms`; null between sizes. */
+function groupedRows({ sizes, mechanisms }, cells, fn) {
   const rows = []
-  for (const size of res.config.sizes) {
+  for (const size of sizes) {
     if (rows.length) rows.push(null)
-    for (const id of res.config.mechanisms) {
-      const c = cellOf(res.cells, id, size)
+    for (const id of mechanisms) {
+      const c = cellOf(cells, id, size)
       if (c) rows.push(fn(c))
     }
   }
   return rows
 }
 
+/** A cell's size, name, round trip and sender-blocked columns (both latency tables). */
+const latencyColumns = (res, c) => [
+  fmtSize(c.size),
+  name(res, c),
+  fmtNs(c.rt.p50),
+  fmtRange(c.rt.p10, c.rt.p90),
+  fmtNs(c.rt.p99),
+  fmtNs(c.send.p50),
+  fmtRange(c.send.p10, c.send.p90),
+]
+
+/** A cell's size, name and streaming columns (both streaming tables). */
+const streamColumns = (res, c) => [
+  fmtSize(c.size),
+  name(res, c),
+  String(c.window),
+  fmtRate(c.throughput.msgsPerSec.p50),
+  fmtRateRange(c.throughput.msgsPerSec.p10, c.throughput.msgsPerSec.p90),
+  num3(c.throughput.gbPerSec),
+]
+
+/** A cell's heap columns: bytes allocated per round trip (`*`: a lower bound, see GC_NOTE). */
+const heapColumns = (c) => [
+  fmtBytes(c.heap.bytesPerRoundTrip) + (c.heap.gcInside ? '*' : ''),
+  fmtBytes(c.heap.arrayBufferBytesPerRoundTrip) + (c.heap.gcInside ? '*' : ''),
+]
+
+/** A cell's sample counts and payload check. */
+const countColumns = (c) => [
+  `${c.rt.n}/${c.heap.n}/${c.throughput.messages}`,
+  c.verify.main + c.verify.worker === 0 ? 'ok' : `BAD ${c.verify.main + c.verify.worker}`,
+]
+
+const GC_NOTE = '* a GC ran inside every heap window tried: the value is a lower bound.'
+
 function latencyTable(res) {
-  const rows = groupedRows(res, (c) => [
-    fmtSize(c.size),
-    name(res, c),
-    fmtNs(c.rt.p50),
-    fmtRange(c.rt.p10, c.rt.p90),
-    fmtNs(c.rt.p99),
-    fmtNs(c.send.p50),
-    fmtRange(c.send.p10, c.send.p90),
+  const rows = groupedRows(res.config, res.cells, (c) => [
+    ...latencyColumns(res, c),
     c.ratios ? fmtTimes(c.ratios.vsClone) : '',
     c.ratios ? fmtTimes(c.ratios.vsGraph) : '',
     c.ratios ? fmtTimes(c.ratios.vsTransfer) : '',
@@ -153,18 +183,11 @@ function latencyTable(res) {
 }
 
 function streamTable(res) {
-  const rows = groupedRows(res, (c) => [
-    fmtSize(c.size),
-    name(res, c),
-    String(c.window),
-    fmtRate(c.throughput.msgsPerSec.p50),
-    fmtRateRange(c.throughput.msgsPerSec.p10, c.throughput.msgsPerSec.p90),
-    num3(c.throughput.gbPerSec),
-    fmtBytes(c.heap.bytesPerRoundTrip) + (c.heap.gcInside ? '*' : ''),
-    fmtBytes(c.heap.arrayBufferBytesPerRoundTrip) + (c.heap.gcInside ? '*' : ''),
+  const rows = groupedRows(res.config, res.cells, (c) => [
+    ...streamColumns(res, c),
+    ...heapColumns(c),
     fmtSignedMiB(c.rss.growthBytes),
-    `${c.rt.n}/${c.heap.n}/${c.throughput.messages}`,
-    c.verify.main + c.verify.worker === 0 ? 'ok' : `BAD ${c.verify.main + c.verify.worker}`,
+    ...countColumns(c),
   ])
   const anyGc = res.cells.some((c) => c.heap.gcInside)
   return [
@@ -178,7 +201,7 @@ function streamTable(res) {
       rows,
       ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
     ),
-    anyGc ? '* a GC ran inside every heap window tried: the value is a lower bound.' : '',
+    anyGc ? GC_NOTE : '',
   ].join('\n')
 }
 
@@ -269,46 +292,20 @@ function targetsTable(res) {
 
 // ---- --processes ------------------------------------------------------------------------------------
 
-function processRows(res, fn) {
-  const P = res.processes
-  const rows = []
-  for (const size of res.config.processes.sizes) {
-    if (rows.length) rows.push(null)
-    for (const id of res.config.processes.mechanisms) {
-      const c = cellOf(P.cells, id, size)
-      if (c) rows.push(fn(c))
-    }
-  }
-  return rows
-}
-
 function processesSection(res) {
   if (!res.processes) return ''
   const P = res.processes
-  const latency = processRows(res, (c) => [
-    fmtSize(c.size),
-    name(res, c),
-    fmtNs(c.rt.p50),
-    fmtRange(c.rt.p10, c.rt.p90),
-    fmtNs(c.rt.p99),
-    fmtNs(c.send.p50),
-    fmtRange(c.send.p10, c.send.p90),
+  const latency = groupedRows(res.config.processes, P.cells, (c) => [
+    ...latencyColumns(res, c),
     fmtTimes(c.ratios.vsSabpool),
     c.ratios.vsThread === undefined ? '' : fmtTimes(c.ratios.vsThread),
     c.parks ? fmtParks(c.parks.roundTrip, c.rt.n) : '',
   ])
-  const stream = processRows(res, (c) => [
-    fmtSize(c.size),
-    name(res, c),
-    String(c.window),
-    fmtRate(c.throughput.msgsPerSec.p50),
-    fmtRateRange(c.throughput.msgsPerSec.p10, c.throughput.msgsPerSec.p90),
-    num3(c.throughput.gbPerSec),
+  const stream = groupedRows(res.config.processes, P.cells, (c) => [
+    ...streamColumns(res, c),
     fmtTimes(c.ratios.streamVsSabpool),
-    fmtBytes(c.heap.bytesPerRoundTrip) + (c.heap.gcInside ? '*' : ''),
-    fmtBytes(c.heap.arrayBufferBytesPerRoundTrip) + (c.heap.gcInside ? '*' : ''),
-    `${c.rt.n}/${c.heap.n}/${c.throughput.messages}`,
-    c.verify.main + c.verify.worker === 0 ? 'ok' : `BAD ${c.verify.main + c.verify.worker}`,
+    ...heapColumns(c),
+    ...countColumns(c),
   ])
   const parked = P.parked.map((p) => [
     name(res, p),
@@ -347,7 +344,7 @@ function processesSection(res) {
       stream,
       ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
     ),
-    ...(anyGc ? ['* a GC ran inside every heap window tried: the value is a lower bound.'] : []),
+    ...(anyGc ? [GC_NOTE] : []),
     '',
     `WAKE-UP across processes (${fmtSize(res.config.processes.parkedSize)}): busy = back to back; parked = this process sleeps ${res.config.pauseMs} ms before each`,
     'round trip, so the child has parked (futex, or its idle event loop).',

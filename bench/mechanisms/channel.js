@@ -19,6 +19,30 @@ function nextPow2(n) {
   return p
 }
 
+/**
+ * Waits until the other side has released every slot of `pool`: takes them all into `held` (one
+ * entry per slot), then gives them back.
+ */
+function drainPool(pool, held, opts) {
+  for (let i = 0; i < held.length; i++) held[i] = pool.acquireSync(opts)
+  for (let i = 0; i < held.length; i++) {
+    held[i].release()
+    held[i] = null
+  }
+}
+
+/** Park counters (the pool and both channels, all sides): how often a blocking call had to sleep. */
+function parkCounters(pool, toWorker, toMain) {
+  const there = toWorker.stats()
+  const back = toMain.stats()
+  return {
+    workerRecvWaits: there.recvWaits,
+    mainRecvWaits: back.recvWaits,
+    sendWaits: there.sendWaits + back.sendWaits,
+    poolWaits: pool.stats().waits,
+  }
+}
+
 function makeChannel({ id, label, short, spin }) {
   // `OPTS` is undefined for the default variant: recvSync(undefined) is exactly recvSync(). The
   // tuned variant's `reuse` is set to a lease we no longer own right before each acquire/receive.
@@ -27,16 +51,10 @@ function makeChannel({ id, label, short, spin }) {
     if (OPTS !== undefined) OPTS.reuse = lease
   }
 
-  /** Waits until the worker has released every slot: takes them all, then gives them back. */
   function streamDrain(st) {
     reuse(undefined)
     st.spare = undefined
-    const held = st.held
-    for (let i = 0; i < st.window; i++) held[i] = st.pool.acquireSync(OPTS)
-    for (let i = 0; i < st.window; i++) {
-      held[i].release()
-      held[i] = null
-    }
+    drainPool(st.pool, st.held, OPTS)
   }
 
   return {
@@ -82,16 +100,8 @@ function makeChannel({ id, label, short, spin }) {
       st.spare = lease // sent: re-armed by the next acquire
     },
     streamDrain,
-    /** Park counters (pool and both channels, all threads): how often a blocking call had to sleep. */
     counters(st) {
-      const toWorker = st.toWorker.stats()
-      const toMain = st.toMain.stats()
-      return {
-        workerRecvWaits: toWorker.recvWaits,
-        mainRecvWaits: toMain.recvWaits,
-        sendWaits: toWorker.sendWaits + toMain.sendWaits,
-        poolWaits: st.pool.stats().waits,
-      }
+      return parkCounters(st.pool, st.toWorker, st.toMain)
     },
     endPhase(st, mode) {
       if (mode === 'echo') {
@@ -159,4 +169,4 @@ function makeChannel({ id, label, short, spin }) {
   }
 }
 
-module.exports = { makeChannel, nextPow2 }
+module.exports = { makeChannel, nextPow2, drainPool, parkCounters }

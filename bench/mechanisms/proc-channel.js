@@ -20,7 +20,7 @@
 
 const { SharedPool, Channel } = require('../..')
 const { stampBytes, readBytes, check } = require('../payload.js')
-const { nextPow2 } = require('./channel.js')
+const { nextPow2, drainPool, parkCounters } = require('./channel.js')
 
 /** The main (bench) process gives up on a reply after this long: the child has died. */
 const MAIN_TIMEOUT_MS = 10_000
@@ -58,12 +58,7 @@ function cleanup(st) {
 }
 
 function streamDrain(st) {
-  const held = st.held
-  for (let i = 0; i < st.window; i++) held[i] = st.pool.acquireSync(OPTS)
-  for (let i = 0; i < st.window; i++) {
-    held[i].release()
-    held[i] = null
-  }
+  drainPool(st.pool, st.held, OPTS)
 }
 
 /** Child: the next lease from the bench process; throws once the bench process has gone away. */
@@ -142,14 +137,7 @@ module.exports = {
   },
   streamDrain,
   counters(st) {
-    const toChild = st.toChild.stats()
-    const toMain = st.toMain.stats()
-    return {
-      workerRecvWaits: toChild.recvWaits,
-      mainRecvWaits: toMain.recvWaits,
-      sendWaits: toChild.sendWaits + toMain.sendWaits,
-      poolWaits: st.pool.stats().waits,
-    }
+    return parkCounters(st.pool, st.toChild, st.toMain)
   },
   endPhase(st, mode) {
     if (mode === 'echo') {
