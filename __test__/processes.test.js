@@ -842,6 +842,36 @@ describe('processes: unlink', () => {
 })
 
 describe('processes: async waits on the main thread', () => {
+  it('pending async waits do not occupy libuv pool threads: with UV_THREADPOOL_SIZE=1 and 8 pending recv() plus a pending acquire(), fs and crypto still complete', { timeout: 30000 }, () => {
+    const dir = tmpDir()
+    const script = `
+      const { SharedPool, Channel } = require(${JSON.stringify(path.join(__dirname, '..'))})
+      const fs = require('node:fs'), crypto = require('node:crypto'), util = require('node:util')
+      const pool = SharedPool.create({ name: 'uv', slotSize: 64, slots: 1, dir: ${JSON.stringify(dir)} })
+      const held = pool.tryAcquire()
+      const channels = Array.from({ length: 8 }, (_, i) => Channel.create(pool, { name: 'uv' + i, capacity: 2, dir: ${JSON.stringify(dir)} }))
+      const pending = channels.map((c) => c.recv({ timeout: 20000 }))
+      const acquired = pool.acquire({ timeout: 20000 })
+      ;(async () => {
+        await new Promise((r) => setTimeout(r, 100)) // let every wait park
+        const text = await fs.promises.readFile(__filename, 'utf8').catch(() => 'read')
+        await util.promisify(crypto.pbkdf2)('a', 'b', 1, 16, 'sha256')
+        channels.forEach((c) => c.close())
+        const got = await Promise.all(pending)
+        held.release()
+        ;(await acquired).release()
+        console.log('threadpool free', text.length > 0, got.every((l) => l === null))
+      })().catch((e) => { console.error(e); process.exit(1) })
+    `
+    const r = spawnSync(process.execPath, ['-e', script], {
+      env: { ...process.env, UV_THREADPOOL_SIZE: '1' },
+      encoding: 'utf8',
+      timeout: 25000,
+    })
+    assert.equal(r.status, 0, r.stderr)
+    assert.match(r.stdout, /threadpool free true true/)
+  })
+
   it('await channel.recv() does not block the event loop and is woken by a send from another process', { timeout: 20000 }, async () => {
     const dir = tmpDir()
     const pool = SharedPool.create({ name: 'a', slotSize: 64, slots: 4, dir })
