@@ -652,6 +652,25 @@ pub fn pool_reclaim_dead(id: u32) -> Result<DeadReclaimed, String> {
   })
 }
 
+/// The mapped file of attachment `id`, which must be of the kind `site` belongs to (a pool for
+/// free slots, a channel otherwise).
+fn site_file(id: u32, site: Site) -> Result<MappedMemory, String> {
+  let found = match site {
+    Site::FreeSlot => registry::with_pool(id, |p| Ok(p.memory().file().cloned())),
+    Site::Received | Site::Room => {
+      registry::with_channel_only(id, |c| Ok(c.memory().file().cloned()))
+    }
+  };
+  found
+    .ok_or_else(detached)?
+    .map_err(js_error)?
+    .ok_or_else(|| {
+      js_error(CoreError::BadHandle(
+        "this pool or channel is not backed by a file",
+      ))
+    })
+}
+
 fn site(n: u32) -> Result<Site, String> {
   Site::from_u32(n).ok_or_else(|| {
     napi::Error::new(
@@ -665,8 +684,9 @@ fn site(n: u32) -> Result<Site, String> {
 /// `seen`, for at most `timeout_ms`. Wakes come from any process.
 #[napi]
 pub fn wait_file(id: u32, site_kind: u32, seen: u32, timeout_ms: f64) -> Result<(), String> {
-  let memory = require_file(id)?;
-  let word = memory.u32_at(site(site_kind)?.epoch()).map_err(js_error)?;
+  let site = site(site_kind)?;
+  let memory = site_file(id, site)?;
+  let word = memory.u32_at(site.epoch()).map_err(js_error)?;
   let timeout = std::time::Duration::from_secs_f64((timeout_ms.max(0.0) / 1000.0).min(3600.0));
   futex::wait(word, seen, Some(timeout));
   Ok(())
@@ -697,7 +717,7 @@ pub fn watch_file(
   callback: Function<'_, (), Unknown<'static>>,
 ) -> Result<(), String> {
   let site = site(site_kind)?;
-  let memory = require_file(id)?;
+  let memory = site_file(id, site)?;
   with_watcher(id, site, |cell| {
     if cell.borrow().is_some() {
       return Ok(());
