@@ -50,6 +50,8 @@ export type SabpoolErrorCode =
   | 'ERR_SABPOOL_ACCESS'
   /** Another operating-system error on the region file. */
   | 'ERR_SABPOOL_IO'
+  /** File-backed pools and channels are not available on this platform (Windows). */
+  | 'ERR_SABPOOL_UNSUPPORTED'
   /** A file-only operation on an in-process pool or channel, or a file-backed channel for an in-process pool. */
   | 'ERR_SABPOOL_NOT_FILE'
 

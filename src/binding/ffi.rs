@@ -225,20 +225,31 @@ fn create_external_sab() -> Option<CreateExternalSab> {
     if std::env::var_os("SABPOOL_NO_EXTERNAL_SAB").is_some() {
       return None;
     }
-    // SAFETY: dlsym with a NUL-terminated name; RTLD_DEFAULT searches the Node binary itself.
-    let address = unsafe {
-      libc::dlsym(
-        libc::RTLD_DEFAULT,
-        c"node_api_create_external_sharedarraybuffer".as_ptr(),
-      )
-    };
-    if address.is_null() {
-      None
-    } else {
-      // SAFETY: the symbol, where Node exports it, has exactly this C signature (js_native_api.h).
-      Some(unsafe { std::mem::transmute::<*mut c_void, CreateExternalSab>(address) })
-    }
+    lookup_external_sab()
   })
+}
+
+#[cfg(unix)]
+fn lookup_external_sab() -> Option<CreateExternalSab> {
+  // SAFETY: dlsym with a NUL-terminated name; RTLD_DEFAULT searches the Node binary itself.
+  let address = unsafe {
+    libc::dlsym(
+      libc::RTLD_DEFAULT,
+      c"node_api_create_external_sharedarraybuffer".as_ptr(),
+    )
+  };
+  if address.is_null() {
+    None
+  } else {
+    // SAFETY: the symbol, where Node exports it, has exactly this C signature (js_native_api.h).
+    Some(unsafe { std::mem::transmute::<*mut c_void, CreateExternalSab>(address) })
+  }
+}
+
+/// File-backed regions exist only on Unix, so nothing here ever needs the symbol.
+#[cfg(not(unix))]
+fn lookup_external_sab() -> Option<CreateExternalSab> {
+  None
 }
 
 unsafe extern "C" fn drop_region_noenv(_data: *mut c_void, hint: *mut c_void) {

@@ -8,7 +8,7 @@ pub mod futex;
 pub mod layout;
 pub mod mem;
 pub mod pool;
-#[cfg(all(unix, not(loom)))]
+#[cfg(not(loom))]
 pub mod shm;
 pub mod sync;
 

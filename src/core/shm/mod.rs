@@ -1,0 +1,245 @@
+//! Regions backed by a memory-mapped file, so processes can share a pool or channel.
+//!
+//! A region file is written in full under a temporary name and then published with `link(2)`,
+//! which fails if the name exists: other processes never see a half-initialised region, and two
+//! creators of one name cannot both win. Opening maps the whole file and leaves validation to
+//! `Pool::attach`/`Channel::attach`, which refuse anything whose header does not describe a region
+//! that fits in the file. Files are created with owner-only permissions unless asked otherwise.
+//!
+//! A file another process shrinks while mapped makes accesses past its new end raise SIGBUS; only
+//! processes allowed to write the file (by default: the same user) can do that.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::error::{Error, Result};
+use super::mem::{Memory, SharedMemory};
+use super::sync::{AtomicU32, AtomicU64};
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub use unix::{pid_namespace, process_alive, process_start_time, this_process, RegionFile};
+
+#[cfg(not(unix))]
+mod unsupported;
+#[cfg(not(unix))]
+pub use unsupported::{pid_namespace, process_alive, process_start_time, this_process, RegionFile};
+
+/// Longest region name accepted (file names stay well under the usual 255-byte limit).
+pub const MAX_NAME_LEN: usize = 200;
+/// Permissions of a new region file unless the caller asks for others: owner read and write.
+pub const DEFAULT_MODE: u32 = 0o600;
+
+/// Why a file-backed region could not be created, opened or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShmError {
+  /// The name is not a plain file name (empty, too long, a path, hidden, odd characters).
+  BadName(String),
+  /// Creating: the name is taken by a region still in use, or by a file that is not a region
+  /// of this kind.
+  Exists(String),
+  /// Opening: no region of that name.
+  NotFound(String),
+  /// The operating system refused access (permissions).
+  Access(String),
+  /// Any other operating-system error.
+  Io(String),
+  /// The file is not a valid region (validation error of the core).
+  Region(Error),
+  /// File-backed regions are not available on this platform.
+  Unsupported(String),
+}
+
+impl ShmError {
+  pub fn code(&self) -> &'static str {
+    match self {
+      ShmError::BadName(_) => "ERR_SABPOOL_BAD_NAME",
+      ShmError::Exists(_) => "ERR_SABPOOL_EXISTS",
+      ShmError::NotFound(_) => "ERR_SABPOOL_NOT_FOUND",
+      ShmError::Access(_) => "ERR_SABPOOL_ACCESS",
+      ShmError::Io(_) => "ERR_SABPOOL_IO",
+      ShmError::Unsupported(_) => "ERR_SABPOOL_UNSUPPORTED",
+      ShmError::Region(e) => e.code(),
+    }
+  }
+}
+
+impl std::fmt::Display for ShmError {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    match self {
+      ShmError::BadName(m)
+      | ShmError::Exists(m)
+      | ShmError::NotFound(m)
+      | ShmError::Access(m)
+      | ShmError::Io(m)
+      | ShmError::Unsupported(m) => f.write_str(m),
+      ShmError::Region(e) => write!(f, "{e}"),
+    }
+  }
+}
+
+impl From<Error> for ShmError {
+  fn from(e: Error) -> Self {
+    ShmError::Region(e)
+  }
+}
+
+/// Checks that `name` can only ever name a file directly inside the region directory: ASCII
+/// letters, digits, `.`, `_` and `-`, not starting with `.` (no `..`, no hidden or temporary files).
+pub fn validate_name(name: &str) -> std::result::Result<(), ShmError> {
+  if name.len() <= MAX_NAME_LEN && is_plain_file_name(name) {
+    Ok(())
+  } else {
+    Err(ShmError::BadName(format!(
+      "region names are 1 to {MAX_NAME_LEN} characters of A-Z a-z 0-9 . _ - and do not start with '.', got {:?}",
+      name.chars().take(MAX_NAME_LEN + 1).collect::<String>()
+    )))
+  }
+}
+
+/// Non-empty, at most 255 bytes, only `A-Z a-z 0-9 . _ -`, not starting with `.`.
+pub(crate) fn is_plain_file_name(name: &str) -> bool {
+  !name.is_empty()
+    && name.len() <= 255
+    && !name.starts_with('.')
+    && name
+      .bytes()
+      .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Creates the region file `file_name` in `dir`, replacing a stale one: if the name is taken and
+/// `is_stale` says the existing region is left over (e.g. every process that used it is dead), the
+/// old file is removed and creation retried. A live region, or a file that is not a valid region
+/// of this kind, is never replaced.
+pub fn create(
+  dir: &Path,
+  file_name: &str,
+  len: usize,
+  mode: u32,
+  init: impl Fn(MappedMemory) -> Result<()>,
+  is_stale: impl Fn(MappedMemory) -> Result<bool>,
+) -> std::result::Result<Arc<RegionFile>, ShmError> {
+  // Callers validate the user's name (`validate_name`); the file name built from it may be
+  // longer, but must still be a plain name inside `dir`.
+  if !is_plain_file_name(file_name) {
+    return Err(ShmError::BadName(format!(
+      "{file_name:?} is not a plain file name"
+    )));
+  }
+  if mode > 0o777 || mode & 0o600 != 0o600 {
+    return Err(ShmError::BadName(format!(
+      "mode must be a permission mode from 0o600 to 0o777 that lets the owner read and write, got {mode:#o}"
+    )));
+  }
+  let path = dir.join(file_name);
+  for _ in 0..3 {
+    match RegionFile::create_exclusive(dir, file_name, len, mode, &init) {
+      Err(ShmError::Exists(_)) => {}
+      other => return other,
+    }
+    let existing = match RegionFile::open(&path) {
+      Ok(existing) => existing,
+      Err(ShmError::NotFound(_)) => continue, // removed meanwhile: try again
+      Err(e) => {
+        return Err(ShmError::Exists(format!(
+          "{} exists and is not a sabpool region ({e}); remove it or pick another name",
+          path.display()
+        )))
+      }
+    };
+    match is_stale(MappedMemory::new(existing.clone())?) {
+      Ok(true) => {
+        existing.unlink()?;
+      }
+      Ok(false) => {
+        return Err(ShmError::Exists(format!(
+          "{} is in use by a live process; open it, or unlink it first",
+          path.display()
+        )))
+      }
+      Err(e) => {
+        return Err(ShmError::Exists(format!(
+        "{} exists and is not a sabpool region of this kind ({e}); remove it or pick another name",
+        path.display()
+      )))
+      }
+    }
+  }
+  Err(ShmError::Exists(format!(
+    "{} keeps being recreated by another process",
+    path.display()
+  )))
+}
+
+/// A mapped region file as [`Memory`]; keeps the mapping alive.
+pub struct MappedMemory {
+  // Declared first so it is dropped before the mapping it points into.
+  view: SharedMemory,
+  file: Arc<RegionFile>,
+}
+
+impl MappedMemory {
+  pub fn new(file: Arc<RegionFile>) -> Result<Self> {
+    // SAFETY: the mapping is valid for reads and writes of `len()` bytes until `file` is dropped,
+    // and `self` holds `file` for as long as `view` lives (and drops `view` first). Other
+    // processes write the same pages concurrently; the core only accesses them atomically, and
+    // any bit pattern is a valid integer.
+    let view = unsafe { SharedMemory::new(file.as_ptr(), file.len()) }?;
+    Ok(MappedMemory { view, file })
+  }
+
+  pub fn file(&self) -> &Arc<RegionFile> {
+    &self.file
+  }
+}
+
+impl Clone for MappedMemory {
+  fn clone(&self) -> Self {
+    MappedMemory::new(self.file.clone()).expect("a mapping that was valid stays valid")
+  }
+}
+
+impl Memory for MappedMemory {
+  #[inline]
+  fn len(&self) -> usize {
+    self.view.len()
+  }
+  #[inline]
+  fn u32_at(&self, offset: usize) -> Result<&AtomicU32> {
+    self.view.u32_at(offset)
+  }
+  #[inline]
+  fn u64_at(&self, offset: usize) -> Result<&AtomicU64> {
+    self.view.u64_at(offset)
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn names_that_could_leave_the_directory_are_refused() {
+    for bad in [
+      "",
+      ".",
+      "..",
+      "../x",
+      "a/b",
+      ".hidden",
+      "a b",
+      "é",
+      "a\0b",
+      &"x".repeat(MAX_NAME_LEN + 1),
+    ] {
+      assert!(
+        matches!(validate_name(bad), Err(ShmError::BadName(_))),
+        "{bad:?}"
+      );
+    }
+    for good in ["jobs", "a.b-c_d", "X9", &"x".repeat(MAX_NAME_LEN)] {
+      assert!(validate_name(good).is_ok(), "{good:?}");
+    }
+  }
+}
