@@ -6,14 +6,12 @@ const { describe, it, afterEach } = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
 const { spawn: spawnProcess } = require('node:child_process')
-const { Worker } = require('node:worker_threads')
 const { setTimeout: sleep } = require('node:timers/promises')
 
 const { SharedPool, Channel, Lease, AbortError, _internal } = require('..')
-const { throwsCode, rejectsCode, waitFor } = require('./helpers.js')
+const { FIXTURES, throwsCode, rejectsCode, waitFor, spawnWorker, terminateWorkers } = require('./helpers.js')
 const { writeText, readText, prng } = require('./fixtures/ch-common.js')
 
-const FIXTURES = path.join(__dirname, 'fixtures')
 const MAX_CAPACITY = 2 ** 24
 
 // ---- helpers ------------------------------------------------------------------------------------
@@ -89,55 +87,8 @@ function chan(pool, options) {
   return channel
 }
 
-const liveWorkers = new Set()
-
-/** Starts a fixture worker; messages are queued so none is missed. */
-function spawn(file, workerData) {
-  const worker = new Worker(path.join(FIXTURES, file), { workerData })
-  liveWorkers.add(worker)
-  const queue = []
-  const waiting = []
-  const errors = []
-  let exitCode
-  worker.on('message', (msg) => {
-    const i = waiting.findIndex((w) => w.type === msg.type)
-    if (i >= 0) waiting.splice(i, 1)[0].resolve(msg)
-    else queue.push(msg)
-  })
-  worker.on('error', (err) => errors.push(err))
-  const exited = new Promise((resolve) => {
-    worker.once('exit', (code) => {
-      exitCode = code
-      liveWorkers.delete(worker)
-      for (const w of waiting.splice(0)) {
-        w.reject(new Error(`worker ${file} exited (code ${code}) before sending '${w.type}'${errors.length ? `: ${errors[0].stack}` : ''}`))
-      }
-      resolve(code)
-    })
-  })
-  return {
-    worker,
-    errors,
-    exited,
-    post: (msg) => worker.postMessage(msg),
-    /** True if a message of `type` has arrived and not been taken yet. */
-    has: (type) => queue.some((m) => m.type === type),
-    /** Next message of `type`. */
-    next(type, timeout = 15000) {
-      const i = queue.findIndex((m) => m.type === type)
-      if (i >= 0) return Promise.resolve(queue.splice(i, 1)[0])
-      if (exitCode !== undefined) return Promise.reject(new Error(`worker ${file} already exited (code ${exitCode})`))
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no '${type}' message from ${file} within ${timeout} ms`)), timeout)
-        waiting.push({
-          type,
-          resolve: (m) => { clearTimeout(timer); resolve(m) },
-          reject: (e) => { clearTimeout(timer); reject(e) },
-        })
-      })
-    },
-  }
-}
+/** Starts a channel fixture worker; `next(type)` waits 15 s by default (not 10 s). */
+const spawn = (file, workerData) => spawnWorker(file, workerData, { nextTimeout: 15_000 })
 
 /** A scripted channel worker (fixtures/ch-worker.js) and its ctl words. */
 async function scripted(channel) {
@@ -159,7 +110,7 @@ async function blockedIn(w, channel, n, kind) {
 
 afterEach(async () => {
   // A failed test must not leave workers running into the next one.
-  await Promise.all([...liveWorkers].map((w) => w.terminate()))
+  await terminateWorkers()
   for (const channel of openChannels) {
     try { channel.close() } catch {}
   }

@@ -8,61 +8,15 @@
 
 const { describe, it, afterEach } = require('node:test')
 const assert = require('node:assert/strict')
-const path = require('node:path')
-const { Worker } = require('node:worker_threads')
 const { setTimeout: sleep } = require('node:timers/promises')
 
 const { SharedPool, Channel, Lease, _internal } = require('..')
-const { waitFor, assertConsistent, assertAllFreeOnce } = require('./helpers.js')
-
-const FIXTURES = path.join(__dirname, 'fixtures')
-
+const { waitFor, assertConsistent, assertAllFreeOnce, spawnWorker, terminateWorkers } = require('./helpers.js')
 
 /** White-box: parked receivers/senders registered in a channel's shared words. */
 function channelWaiters(channel) {
   const i32 = new Int32Array(channel.handle.buffer, 0, (_internal.OFFSETS.sendWaiters >>> 2) + 1)
   return { recv: i32[_internal.OFFSETS.recvWaiters >>> 2], send: i32[_internal.OFFSETS.sendWaiters >>> 2] }
-}
-
-const liveWorkers = new Set()
-
-function spawn(file, workerData, options = {}) {
-  const worker = new Worker(path.join(FIXTURES, file), { workerData, ...options })
-  liveWorkers.add(worker)
-  const queue = []
-  const waiting = []
-  const errors = []
-  let exitCode
-  worker.on('message', (msg) => {
-    const i = waiting.findIndex((w) => w.type === msg.type)
-    if (i >= 0) waiting.splice(i, 1)[0].resolve(msg)
-    else queue.push(msg)
-  })
-  worker.on('error', (err) => errors.push(err))
-  const exited = new Promise((resolve) => {
-    worker.once('exit', (code) => {
-      exitCode = code
-      liveWorkers.delete(worker)
-      for (const w of waiting.splice(0)) w.reject(new Error(`worker ${file} exited (code ${code}) before '${w.type}'${errors.length ? `: ${errors[0].stack}` : ''}`))
-      resolve(code)
-    })
-  })
-  return {
-    worker,
-    errors,
-    exited,
-    queue,
-    post: (msg) => worker.postMessage(msg),
-    next(type, timeout = 10000) {
-      const i = queue.findIndex((m) => m.type === type)
-      if (i >= 0) return Promise.resolve(queue.splice(i, 1)[0])
-      if (exitCode !== undefined) return Promise.reject(new Error(`worker ${file} already exited (code ${exitCode})`))
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no '${type}' from ${file} within ${timeout} ms`)), timeout)
-        waiting.push({ type, resolve: (m) => { clearTimeout(timer); resolve(m) }, reject: (e) => { clearTimeout(timer); reject(e) } })
-      })
-    },
-  }
 }
 
 const openChannels = new Set()
@@ -73,7 +27,7 @@ function chan(pool, options) {
 }
 
 afterEach(async () => {
-  await Promise.all([...liveWorkers].map((w) => w.terminate()))
+  await terminateWorkers()
   for (const channel of openChannels) {
     try { channel.close() } catch {}
   }
@@ -89,7 +43,7 @@ describe('dead participants', () => {
     const idle = chan(pool, { capacity: 2 })
     const before = pool.stats()
 
-    const victim = spawn('dead-oom.js', { channel: channel.handle, idle: idle.handle }, {
+    const victim = spawnWorker('dead-oom.js', { channel: channel.handle, idle: idle.handle }, {
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
     })
     const held = await victim.next('held')
@@ -105,7 +59,7 @@ describe('dead participants', () => {
     let mainGot = null
     pending.then((lease) => { mainGot = lease }, () => {})
     const ctl = new Int32Array(new SharedArrayBuffer(4))
-    const waiter = spawn('dead-blocker.js', { channel: channel.handle, hold: 0, block: 'acquireSync', ctl: ctl.buffer, index: 0 })
+    const waiter = spawnWorker('dead-blocker.js', { channel: channel.handle, hold: 0, block: 'acquireSync', ctl: ctl.buffer, index: 0 })
     await waiter.next('held')
     waiter.post('block')
     await waitFor(() => pool.stats().waiting === 3, 'three registered waiters (victim, main, worker)')
@@ -166,7 +120,7 @@ describe('dead participants', () => {
     ]
     const workers = []
     for (const [index, spec] of specs.entries()) {
-      const w = spawn('dead-blocker.js', { channel: channel.handle, ...spec, ctl: ctl.buffer, index })
+      const w = spawnWorker('dead-blocker.js', { channel: channel.handle, ...spec, ctl: ctl.buffer, index })
       w.slots = (await w.next('held')).slots
       workers.push(w)
     }
@@ -201,7 +155,7 @@ describe('dead participants', () => {
     // reclaimed slots, so that the new worker can only be served by a release.
     for (let lease; (lease = pool.tryAcquire()) !== null;) mine.push(lease)
     assert.equal(mine.length, 6)
-    const next = spawn('dead-blocker.js', { channel: channel.handle, hold: 0, block: 'acquireSync', ctl: ctl.buffer, index: 3 })
+    const next = spawnWorker('dead-blocker.js', { channel: channel.handle, hold: 0, block: 'acquireSync', ctl: ctl.buffer, index: 3 })
     await next.next('held')
     next.post('block')
     await waitFor(() => pool.stats().waiting === 1, 'the new acquirer to park')
@@ -210,7 +164,7 @@ describe('dead participants', () => {
     const returned = await next.next('returned')
     assert.equal(returned.slot, freed.slot)
     assert.equal(await next.exited, 0)
-    const receiver = spawn('dead-blocker.js', { channel: channel.handle, hold: 0, block: 'recvSync', ctl: ctl.buffer, index: 3 })
+    const receiver = spawnWorker('dead-blocker.js', { channel: channel.handle, hold: 0, block: 'recvSync', ctl: ctl.buffer, index: 3 })
     await receiver.next('held')
     receiver.post('block')
     const sent = pool.tryAcquire()

@@ -8,14 +8,13 @@ const path = require('node:path')
 const crypto = require('node:crypto')
 const { spawnSync } = require('node:child_process')
 const { getEventListeners } = require('node:events')
-const { Worker, MessageChannel } = require('node:worker_threads')
+const { MessageChannel } = require('node:worker_threads')
 const { setTimeout: sleep } = require('node:timers/promises')
 
 const { SharedPool, Lease, AbortError } = require('..')
-const { throwsCode, rejectsCode, waitFor } = require('./helpers.js')
+const { FIXTURES, throwsCode, rejectsCode, waitFor, spawnWorker, terminateWorkers } = require('./helpers.js')
 const { now } = require('./fixtures/common.js')
 
-const FIXTURES = path.join(__dirname, 'fixtures')
 const MAX_SLOT_SIZE = 2 ** 30
 const MAX_SLOTS = 2 ** 24
 const MAX_PARTICIPANTS = 4096
@@ -39,58 +38,8 @@ function median(values) {
   return sorted[Math.floor(sorted.length / 2)]
 }
 
-const liveWorkers = new Set()
-
-/** Starts a fixture worker; messages are queued so none is missed. */
-function spawn(file, workerData, transferList) {
-  const worker = new Worker(path.join(FIXTURES, file), { workerData, transferList })
-  liveWorkers.add(worker)
-  const queue = []
-  const waiters = []
-  const errors = []
-  let exitCode
-  worker.on('message', (msg) => {
-    const i = waiters.findIndex((w) => w.type === msg.type)
-    if (i >= 0) waiters.splice(i, 1)[0].resolve(msg)
-    else queue.push(msg)
-  })
-  worker.on('error', (err) => errors.push(err))
-  const exited = new Promise((resolve) => {
-    worker.once('exit', (code) => {
-      exitCode = code
-      liveWorkers.delete(worker)
-      for (const w of waiters.splice(0)) {
-        w.reject(new Error(`worker ${file} exited (code ${code}) before sending '${w.type}'${errors.length ? `: ${errors[0].stack}` : ''}`))
-      }
-      resolve(code)
-    })
-  })
-  return {
-    worker,
-    errors,
-    exited,
-    post: (msg) => worker.postMessage(msg),
-    /** Next message of `type`. */
-    next(type, timeout = 10000) {
-      const i = queue.findIndex((m) => m.type === type)
-      if (i >= 0) return Promise.resolve(queue.splice(i, 1)[0])
-      if (exitCode !== undefined) return Promise.reject(new Error(`worker ${file} already exited (code ${exitCode})`))
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no '${type}' message from ${file} within ${timeout} ms`)), timeout)
-        waiters.push({
-          type,
-          resolve: (m) => { clearTimeout(timer); resolve(m) },
-          reject: (e) => { clearTimeout(timer); reject(e) },
-        })
-      })
-    },
-  }
-}
-
-afterEach(async () => {
-  // A failed test must not leave workers running into the next one.
-  await Promise.all([...liveWorkers].map((w) => w.terminate()))
-})
+// A failed test must not leave workers running into the next one.
+afterEach(terminateWorkers)
 
 /** Takes every free slot of `pool`. */
 function drain(pool) {
@@ -536,7 +485,7 @@ describe('pool.acquire() (async, never blocks the event loop)', () => {
     const pool = new SharedPool({ slotSize: 8, slots: 2 })
     const mine = pool.tryAcquire()
     const given = pool.tryAcquire()
-    const w = spawn('releaser.js', { handle: pool.handle })
+    const w = spawnWorker('releaser.js', { handle: pool.handle })
     await w.next('ready')
     const latencies = []
     let lease = given
@@ -724,7 +673,7 @@ describe('pool.acquireSync() (blocking, for workers)', () => {
     const ctl = new SharedArrayBuffer(8)
     const ctl32 = new Int32Array(ctl)
     const rounds = 5
-    const w = spawn('sync-waiter.js', { handle: pool.handle, ctl, rounds, timeout: 60 })
+    const w = spawnWorker('sync-waiter.js', { handle: pool.handle, ctl, rounds, timeout: 60 })
     let held = pool.tryAcquire()
     const latencies = []
     for (let round = 0; round < rounds; round++) {
@@ -773,7 +722,7 @@ describe('lease.bytes is shared memory', () => {
     view.set(text)
     for (let i = 0; i < 16; i++) view[text.length + i] = i * 7
     lease.length = text.length
-    const w = spawn('mirror.js', { handle: pool.handle, ticket: lease.handoff(), ctl })
+    const w = spawnWorker('mirror.js', { handle: pool.handle, ticket: lease.handoff(), ctl })
 
     const adopted = await w.next('adopted')
     assert.equal(adopted.slot, lease.slot)
@@ -817,9 +766,9 @@ describe('workers exchanging slots through tickets', () => {
     const pool = new SharedPool({ slotSize: 256, slots: 32 })
     const seeds = [0x1234567, 0x7654321]
     const channels = seeds.map(() => new MessageChannel())
-    const consumer = spawn('consumer.js', { handle: pool.handle, ports: channels.map((c) => c.port2), seeds }, channels.map((c) => c.port2))
+    const consumer = spawnWorker('consumer.js', { handle: pool.handle, ports: channels.map((c) => c.port2), seeds }, { transferList: channels.map((c) => c.port2) })
     const producers = channels.map((c, producer) =>
-      spawn('producer.js', { handle: pool.handle, port: c.port1, producer, count: PER_PRODUCER, seed: seeds[producer] }, [c.port1]))
+      spawnWorker('producer.js', { handle: pool.handle, port: c.port1, producer, count: PER_PRODUCER, seed: seeds[producer] }, { transferList: [c.port1] }))
     const report = await consumer.next('report', 25000)
     assert.deepEqual(report.errors, [])
     assert.equal(report.sent, 2 * PER_PRODUCER)
@@ -851,7 +800,7 @@ describe('workers exchanging slots through tickets', () => {
     const pool = new SharedPool({ slotSize: 8, slots: 1 })
     const go = new SharedArrayBuffer(8)
     const go32 = new Int32Array(go)
-    const workers = [0, 1].map(() => spawn('churn.js', { handle: pool.handle, ms: 3000, go }))
+    const workers = [0, 1].map(() => spawnWorker('churn.js', { handle: pool.handle, ms: 3000, go }))
     await waitFor(() => Atomics.load(go32, 0) === workers.length, 'the churners to start')
     Atomics.store(go32, 1, 1)
     Atomics.notify(go32, 1)
@@ -889,7 +838,7 @@ describe('a worker that exits while holding leases has them reclaimed', () => {
       const mine = pool.tryAcquire()
       const given = pool.tryAcquire()
       given.length = 5
-      const w = spawn('hold.js', { handle: pool.handle, count: ACQUIRED, tickets: [given.handoff()], mode })
+      const w = spawnWorker('hold.js', { handle: pool.handle, count: ACQUIRED, tickets: [given.handoff()], mode })
       const held = await w.next('held')
       assert.equal(held.slots.length, HELD)
       assert.ok(held.slots.includes(given.slot))
@@ -928,7 +877,7 @@ describe('a worker that exits while holding leases has them reclaimed', () => {
 
   it('slots it handed off are not reclaimed and stay adoptable after it exits', async () => {
     const pool = new SharedPool({ slotSize: 64, slots: 4 })
-    const w = spawn('hold.js', { handle: pool.handle, count: 1, inFlight: 2, mode: 'return' })
+    const w = spawnWorker('hold.js', { handle: pool.handle, count: 1, inFlight: 2, mode: 'return' })
     const { handedOff } = await w.next('held')
     assert.equal(handedOff.length, 2)
     w.post('go')
@@ -969,7 +918,7 @@ describe('a worker that exits while holding leases has them reclaimed', () => {
 
   it('a pending acquire() is served when a worker holding every slot exits', async () => {
     const pool = new SharedPool({ slotSize: 64, slots: 2 })
-    const w = spawn('hold.js', { handle: pool.handle, count: 2, mode: 'return' })
+    const w = spawnWorker('hold.js', { handle: pool.handle, count: 2, mode: 'return' })
     await w.next('held')
     const pending = pool.acquire({ timeout: 5000 })
     await sleep(20)

@@ -32,6 +32,7 @@ const { getEventListeners } = require('node:events')
 const { Worker, MessageChannel } = require('node:worker_threads')
 const { SharedPool, Channel } = require('..')
 const P = require('./soak-payload.js')
+const { parseFlags, n, verdictLines, main } = require('./cli-common.js')
 
 // TOLERANCE. Measured here (Node 20, 2 workers, 16 × 1 KiB slots, ~40,000 round trips/s): in a
 // 180 s run the RSS rose from 83 to 110 MiB during the first ~55 s and then stayed within
@@ -70,29 +71,13 @@ const DEFAULTS = {
 const MiB = 2 ** 20
 
 function parseArgs(argv) {
-  const options = { json: false }
-  const names = {
+  return parseFlags(argv, {
     '--seconds': 'seconds', '--warmup': 'warmup', '--workers': 'workers', '--slots': 'slots',
     '--slot-size': 'slotSize', '--capacity': 'capacity', '--rss-tolerance': 'rssToleranceMiB',
     '--rss-tolerance-pct': 'rssTolerancePct', '--rss-ceiling': 'rssCeilingMiB',
     '--heap-tolerance': 'heapToleranceMiB', '--leak': 'leak',
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]
-    if (arg === '--json') { options.json = true; continue }
-    if (arg === '--help' || arg === '-h') { options.help = true; continue }
-    const [flag, inline] = arg.split('=', 2)
-    const name = names[flag]
-    if (name === undefined) throw new Error(`unknown option ${arg} (try --help)`)
-    const raw = inline ?? argv[++i]
-    const value = Number(raw)
-    if (raw === undefined || Number.isNaN(value) || value < 0) throw new Error(`${flag} needs a non-negative number, got ${raw}`)
-    options[name] = value
-  }
-  return options
+  })
 }
-
-const n = (x) => Math.round(x).toLocaleString('en-US')
 
 function memory() {
   const m = process.memoryUsage()
@@ -368,37 +353,17 @@ function format(r) {
     `  growth: rss ${mib(r.rssGrowth)} (ceiling ${mib(r.rssCeiling)}), outside JS heaps ${mib(r.nativeGrowth)} (limit ${mib(r.nativeLimit)}), main heap after GC ${mib(r.heapGrowth)}`,
     `  pool after the drain: ${JSON.stringify(r.pool)}`,
   ]
-  if (r.ok) lines.push('  OK: every check passed')
-  else {
-    lines.push(`  FAILED: ${r.violations.length} violation(s)`)
-    for (const v of r.violations) lines.push(`    - ${v}`)
-  }
+  lines.push(...verdictLines(r))
   return lines.join('\n')
 }
 
 module.exports = { runSoak, format, parseArgs, DEFAULTS }
 
 if (require.main === module) {
-  let options
-  try {
-    options = parseArgs(process.argv.slice(2))
-  } catch (err) {
-    console.error(err.message)
-    process.exit(2)
-  }
-  if (options.help) {
-    const lines = require('node:fs').readFileSync(__filename, 'utf8').split('\n').slice(2)
-    console.log(lines.slice(0, lines.findIndex((l) => !l.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'))
-    process.exit(0)
-  }
-  const { json, help, ...rest } = options
-  runSoak({ ...rest, log: json ? null : (m) => console.log(m) })
-    .then((report) => {
-      console.log(json ? JSON.stringify(report, null, 2) : format(report))
-      process.exitCode = report.ok ? 0 : 1
-    })
-    .catch((err) => {
-      console.error(err)
-      process.exitCode = 2
-    })
+  main({
+    file: __filename,
+    parseArgs,
+    run: (options, json) => runSoak({ ...options, log: json ? null : (m) => console.log(m) }),
+    format,
+  })
 }

@@ -29,6 +29,7 @@ const path = require('node:path')
 const { Worker, MessageChannel } = require('node:worker_threads')
 const { SharedPool, Channel, _internal } = require('..')
 const S = require('./stress-shared.js')
+const { parseFlags, n, verdictLines, main } = require('./cli-common.js')
 
 const DEFAULTS = {
   ops: 1e7,
@@ -50,29 +51,14 @@ const DEFAULTS = {
 const CAPACITIES = [2, 8, 16]
 
 function parseArgs(argv) {
-  const options = { ...DEFAULTS, json: false }
-  const names = {
+  const parsed = parseFlags(argv, {
     '--ops': 'ops', '--threads': 'threads', '--seconds': 'seconds', '--slots': 'slots',
     '--slot-size': 'slotSize', '--channels': 'channels', '--held': 'held',
     '--block-timeout': 'blockTimeout', '--seed': 'seed', '--sabotage': 'sabotage',
-  }
-  let opsGiven = false
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]
-    if (arg === '--json') { options.json = true; continue }
-    if (arg === '--help' || arg === '-h') { options.help = true; continue }
-    const [flag, inline] = arg.split('=', 2)
-    const name = names[flag]
-    if (name === undefined) throw new Error(`unknown option ${arg} (try --help)`)
-    const raw = inline ?? argv[++i]
-    if (name === 'sabotage') { options.sabotage = raw; continue }
-    const value = Number(raw)
-    if (raw === undefined || Number.isNaN(value) || value < 0) throw new Error(`${flag} needs a non-negative number, got ${raw}`)
-    options[name] = value
-    if (name === 'ops') opsGiven = true
-  }
+  }, { strings: ['sabotage'] })
+  const options = { ...DEFAULTS, ...parsed }
   // --seconds alone means "run for that long".
-  if (!opsGiven && Number.isFinite(options.seconds)) options.ops = Infinity
+  if (!('ops' in parsed) && Number.isFinite(options.seconds)) options.ops = Infinity
   return options
 }
 
@@ -354,7 +340,6 @@ async function runStress(options = {}) {
 }
 
 function format(report) {
-  const n = (x) => Math.round(x).toLocaleString('en-US')
   const lines = []
   lines.push(`sabpool stress: ${n(report.ops)} operations, ${report.threads} threads, ${report.seconds.toFixed(2)} s, ${n(report.opsPerSec)} ops/s${report.timeLimited ? ' (stopped by --seconds)' : ''}`)
   lines.push(`  calls:     ${Object.entries(report.calls).map(([k, v]) => `${k} ${n(v)}`).join(', ')}`)
@@ -367,37 +352,17 @@ function format(report) {
   report.channels.forEach((c, k) => {
     lines.push(`  channel ${k}: capacity ${c.capacity}, sent ${n(c.sent)}, received ${n(c.received)}, parked sends ${n(c.sendWaits)}, parked receives ${n(c.recvWaits)}`)
   })
-  if (report.ok) lines.push('  OK: every check passed')
-  else {
-    lines.push(`  FAILED: ${report.violations.length} violation(s)`)
-    for (const v of report.violations) lines.push(`    - ${v}`)
-  }
+  lines.push(...verdictLines(report))
   return lines.join('\n')
 }
 
 module.exports = { runStress, format, parseArgs, DEFAULTS }
 
 if (require.main === module) {
-  let options
-  try {
-    options = parseArgs(process.argv.slice(2))
-  } catch (err) {
-    console.error(err.message)
-    process.exit(2)
-  }
-  if (options.help) {
-    const lines = require('node:fs').readFileSync(__filename, 'utf8').split('\n').slice(2)
-    console.log(lines.slice(0, lines.findIndex((l) => !l.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'))
-    process.exit(0)
-  }
-  const { json, help, ...rest } = options
-  runStress({ ...rest, progress: process.stderr.isTTY })
-    .then((report) => {
-      console.log(json ? JSON.stringify(report, null, 2) : format(report))
-      process.exitCode = report.ok ? 0 : 1
-    })
-    .catch((err) => {
-      console.error(err)
-      process.exitCode = 2
-    })
+  main({
+    file: __filename,
+    parseArgs,
+    run: (options) => runStress({ ...options, progress: process.stderr.isTTY }),
+    format,
+  })
 }
