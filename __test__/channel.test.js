@@ -9,7 +9,7 @@ const { spawn: spawnProcess } = require('node:child_process')
 const { setTimeout: sleep } = require('node:timers/promises')
 
 const { SharedPool, Channel, Lease, AbortError, _internal } = require('..')
-const { FIXTURES, throwsCode, rejectsCode, waitFor, spawnWorker, terminateWorkers } = require('./helpers.js')
+const { FIXTURES, throwsCode, rejectsCode, waitFor, spawnWorker, terminateWorkers, trackChannel, closeChannels } = require('./helpers.js')
 const { writeText, readText, prng } = require('./fixtures/ch-common.js')
 
 const MAX_CAPACITY = 2 ** 24
@@ -77,15 +77,8 @@ function drainTexts(channel) {
   return texts
 }
 
-/** Channels made by the tests; closed after each test so that no wait of a failed test lingers
- * (a pending recv() keeps the process alive by design). */
-const openChannels = new Set()
-
-function chan(pool, options) {
-  const channel = new Channel(pool, options)
-  openChannels.add(channel)
-  return channel
-}
+/** A channel closed after the test (see `closeChannels`). */
+const chan = (pool, options) => trackChannel(new Channel(pool, options))
 
 /** Starts a channel fixture worker; `next(type)` waits 15 s by default (not 10 s). */
 const spawn = (file, workerData) => spawnWorker(file, workerData, { nextTimeout: 15_000 })
@@ -111,10 +104,7 @@ async function blockedIn(w, channel, n, kind) {
 afterEach(async () => {
   // A failed test must not leave workers running into the next one.
   await terminateWorkers()
-  for (const channel of openChannels) {
-    try { channel.close() } catch {}
-  }
-  openChannels.clear()
+  closeChannels()
 })
 
 // ---- construction -------------------------------------------------------------------------------

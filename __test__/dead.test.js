@@ -11,7 +11,7 @@ const assert = require('node:assert/strict')
 const { setTimeout: sleep } = require('node:timers/promises')
 
 const { SharedPool, Channel, Lease, _internal } = require('..')
-const { waitFor, assertConsistent, assertAllFreeOnce, spawnWorker, terminateWorkers } = require('./helpers.js')
+const { waitFor, assertConsistent, assertAllFreeOnce, spawnWorker, terminateWorkers, trackChannel, closeChannels } = require('./helpers.js')
 
 /** White-box: parked receivers/senders registered in a channel's shared words. */
 function channelWaiters(channel) {
@@ -19,19 +19,12 @@ function channelWaiters(channel) {
   return { recv: i32[_internal.OFFSETS.recvWaiters >>> 2], send: i32[_internal.OFFSETS.sendWaiters >>> 2] }
 }
 
-const openChannels = new Set()
-function chan(pool, options) {
-  const channel = new Channel(pool, options)
-  openChannels.add(channel)
-  return channel
-}
+/** A channel closed after the test (see `closeChannels`). */
+const chan = (pool, options) => trackChannel(new Channel(pool, options))
 
 afterEach(async () => {
   await terminateWorkers()
-  for (const channel of openChannels) {
-    try { channel.close() } catch {}
-  }
-  openChannels.clear()
+  closeChannels()
 })
 
 describe('dead participants', () => {

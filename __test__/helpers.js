@@ -123,8 +123,28 @@ async function terminateWorkers() {
   await Promise.all([...liveWorkers].map((w) => w.terminate()))
 }
 
+/** Channels made by tests, closed after each test so that no wait of a failed test lingers (a
+ * pending recv() keeps the process alive by design). */
+const openChannels = new Set()
+
+/** Remembers `channel` for `closeChannels()`; returns it. */
+function trackChannel(channel) {
+  openChannels.add(channel)
+  return channel
+}
+
+/** Closes every channel `trackChannel` remembered (for afterEach). */
+function closeChannels() {
+  for (const channel of openChannels) {
+    try { channel.close() } catch {}
+  }
+  openChannels.clear()
+}
+
 module.exports = {
   FIXTURES,
+  trackChannel,
+  closeChannels,
   throwsCode,
   rejectsCode,
   waitFor,

@@ -17,7 +17,7 @@ const { Worker } = require('node:worker_threads')
 const { setTimeout: sleep } = require('node:timers/promises')
 
 const { SharedPool, Channel, Lease, AbortError } = require('..')
-const { throwsCode, rejectsCode, waitFor, assertConsistent, assertAllFreeOnce } = require('./helpers.js')
+const { throwsCode, rejectsCode, waitFor, assertConsistent, assertAllFreeOnce, trackChannel, closeChannels } = require('./helpers.js')
 const { REPLY, writeMessage, checkMessage } = require('./fixtures/process-common.js')
 
 const FIXTURES = path.join(__dirname, 'fixtures')
@@ -41,7 +41,6 @@ const HAS_EXTERNAL_SAB = (() => {
 const dirs = new Set()
 const extraFiles = new Set()
 const children = new Set()
-const channels = new Set()
 
 /** A fresh directory for this test's region files, removed after it. */
 function tmpDir() {
@@ -53,9 +52,7 @@ function tmpDir() {
 /** Channel.create, closed after the test (a pending recv() of a failed test would keep the
  * runner alive). */
 function createChannel(pool, options) {
-  const channel = Channel.create(pool, options)
-  channels.add(channel)
-  return channel
+  return trackChannel(Channel.create(pool, options))
 }
 
 /**
@@ -158,10 +155,7 @@ afterEach(async () => {
     return Promise.race([c.closed, sleep(5000, undefined, { ref: false })])
   }))
   children.clear()
-  for (const channel of channels) {
-    try { channel.close() } catch {}
-  }
-  channels.clear()
+  closeChannels()
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true })
   dirs.clear()
   for (const file of extraFiles) fs.rmSync(file, { force: true })
