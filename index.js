@@ -687,13 +687,23 @@ function checkMode(mode) {
  * processes get their slots back at once instead of at the next dead-process check.
  */
 const fileAttachments = new Set()
+/** Size of `fileAttachments` after it was last cleared of collected attachments. */
+let fileAttachmentsKept = 0
+let exitHooked = false
 
 function detachAtExit(attachment) {
-  if (fileAttachments.size === 0) {
+  if (!exitHooked) {
+    exitHooked = true
     process.once('exit', () => {
       for (const ref of fileAttachments) ref.deref()?.detach()
       fileAttachments.clear()
     })
+  }
+  // A process that opens pools again and again must not accumulate references: drop those whose
+  // attachment was collected whenever the set has doubled since the last time.
+  if (fileAttachments.size >= 2 * Math.max(fileAttachmentsKept, 16)) {
+    for (const ref of fileAttachments) if (ref.deref() === undefined) fileAttachments.delete(ref)
+    fileAttachmentsKept = fileAttachments.size
   }
   fileAttachments.add(new WeakRef(attachment))
 }
