@@ -360,6 +360,29 @@ describe('processes: exchange', () => {
   })
 })
 
+describe('processes: exiting without detaching', () => {
+  for (const [how, ending] of [['process.exit()', 'process.exit(0)'], ['an uncaught exception', "throw new Error('boom')"], ['the end of the program', '']]) {
+    it(`a child that ends with ${how} while holding leases gives them back at once (no dead-process check needed)`, { timeout: 20000 }, () => {
+      const dir = tmpDir()
+      const pool = SharedPool.create({ name: 'exit', slotSize: 64, slots: 4, dir })
+      const script = `
+        const { SharedPool } = require(${JSON.stringify(path.join(__dirname, '..'))})
+        const pool = SharedPool.open('exit', { dir: ${JSON.stringify(dir)} })
+        pool.tryAcquire(); pool.tryAcquire()
+        ${ending}
+      `
+      const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 15000 })
+      assert.equal(r.error, undefined)
+      assert.equal(r.status, ending === '' ? 0 : ending.startsWith('throw') ? 1 : 0, r.stderr)
+      const s = pool.stats()
+      assert.equal(s.inUse, 0)
+      assert.equal(s.acquired, 2)
+      assert.equal(s.reclaimed, 2, 'returned by the exiting process itself')
+      assert.deepEqual(pool.reclaimDead(), { participants: 0, slots: 0 })
+    })
+  }
+})
+
 describe('processes: killed with SIGKILL', () => {
   it('a child holding k leases is killed -9: reclaimDead() returns { participants: 1, slots: k }, and every slot is acquirable exactly once', { timeout: 20000 }, async () => {
     const dir = tmpDir()
