@@ -73,9 +73,9 @@ fn corrupt_range(rng: &mut Rng, mem: &OwnedMemory, from: usize, to: usize) {
 #[test]
 fn pool_attach_validates_every_header_field() {
   let mem = pool_memory(64, 8, 2);
-  Pool::create(View(&mem), 64, 8, 2, 42).unwrap();
+  Pool::create(&mem, 64, 8, 2, 42).unwrap();
   let original = snapshot(&mem, P_PARTICIPANTS / 4);
-  assert!(Pool::attach(View(&mem)).is_ok());
+  assert!(Pool::attach(&mem).is_ok());
   // Changing any of these words by one must be refused: each one moves a bound or names another
   // kind of region. (The slot size may move within its 64-byte stride, and the uid is free.)
   for (field, wide) in [
@@ -94,7 +94,7 @@ fn pool_attach_validates_every_header_field() {
         write32(&mem, field, read32(&mem, field).wrapping_add(delta as u32));
       }
       assert!(
-        matches!(Pool::attach(View(&mem)), Err(Error::BadHandle(_))),
+        matches!(Pool::attach(&mem), Err(Error::BadHandle(_))),
         "field at {field} changed by {delta} was accepted"
       );
       restore(&mem, &original);
@@ -102,11 +102,11 @@ fn pool_attach_validates_every_header_field() {
   }
   // A slot size past the stride changes the geometry: refused.
   write32(&mem, P_SLOT_SIZE, 65);
-  assert!(matches!(Pool::attach(View(&mem)), Err(Error::BadHandle(_))));
+  assert!(matches!(Pool::attach(&mem), Err(Error::BadHandle(_))));
   write32(&mem, P_SLOT_SIZE, 0);
-  assert!(matches!(Pool::attach(View(&mem)), Err(Error::BadHandle(_))));
+  assert!(matches!(Pool::attach(&mem), Err(Error::BadHandle(_))));
   restore(&mem, &original);
-  let pool = Pool::attach(View(&mem)).unwrap();
+  let pool = Pool::attach(&mem).unwrap();
   assert_eq!(pool.uid(), 42);
   assert_eq!(pool.layout().slot_size, 64);
 }
@@ -123,7 +123,7 @@ fn pool_attach_survives_random_header_corruption() {
     // Some spare room past the pool, so a corrupted header can claim a slightly larger pool.
     let len = PoolLayout::new(size, count, parts).unwrap().total_len + 256;
     let mem = OwnedMemory::new(len);
-    Pool::create(View(&mem), size, count, parts, 7).unwrap();
+    Pool::create(&mem, size, count, parts, 7).unwrap();
     let original = snapshot(&mem, P_PARTICIPANTS / 4);
     let mut rng = Rng::new(seed);
     let (mut accepted, mut rejected) = (0u32, 0u32);
@@ -153,7 +153,7 @@ fn pool_attach_survives_random_header_corruption() {
           }
         }
       }
-      match Pool::attach(View(&mem)) {
+      match Pool::attach(&mem) {
         Ok(pool) => {
           accepted += 1;
           let layout = *pool.layout();
@@ -190,7 +190,7 @@ fn pool_attach_rejects_truncated_regions() {
   for (size, count, parts) in [(64, 4, 2), (1, 1, 1), (200, 3, 5)] {
     let total = PoolLayout::new(size, count, parts).unwrap().total_len;
     let mem = OwnedMemory::new(total + 64);
-    Pool::create(View(&mem), size, count, parts, 1).unwrap();
+    Pool::create(&mem, size, count, parts, 1).unwrap();
     for len in 0..total {
       assert!(
         matches!(Pool::attach(Truncated(&mem, len)), Err(Error::BadHandle(_))),
@@ -212,7 +212,7 @@ fn pool_attach_rejects_truncated_regions() {
 #[test]
 fn pool_header_scribbles_after_attach_do_not_move_bounds() {
   let mem = pool_memory(64, 6, 2);
-  let pool = Pool::create(View(&mem), 64, 6, 2, 1).unwrap();
+  let pool = Pool::create(&mem, 64, 6, 2, 1).unwrap();
   let me = pool.join(1, 1).unwrap();
   // Claim a huge pool in the header: the view must keep using the geometry it validated.
   write32(&mem, P_SLOT_COUNT, MAX_SLOTS);
@@ -245,7 +245,7 @@ fn pool_header_scribbles_after_attach_do_not_move_bounds() {
   }
   assert_eq!(pool.free_list_len().unwrap(), 6);
   assert_eq!(pool.stats().unwrap().slots, 6);
-  assert!(matches!(Pool::attach(View(&mem)), Err(Error::BadHandle(_))));
+  assert!(matches!(Pool::attach(&mem), Err(Error::BadHandle(_))));
 }
 
 #[test]
@@ -253,7 +253,7 @@ fn channel_attach_survives_random_header_corruption() {
   for (capacity, seed) in [(2u32, 11u64), (4, 12), (64, 13)] {
     let len = ChannelLayout::new(capacity).unwrap().total_len + 1024;
     let mem = OwnedMemory::new(len);
-    Channel::create(View(&mem), capacity, 5, 6).unwrap();
+    Channel::create(&mem, capacity, 5, 6).unwrap();
     let original = snapshot(&mem, C_CELLS / 4);
     let mut rng = Rng::new(seed);
     let (mut accepted, mut rejected) = (0u32, 0u32);
@@ -274,7 +274,7 @@ fn channel_attach_survives_random_header_corruption() {
           }
         }
       }
-      match Channel::attach(View(&mem)) {
+      match Channel::attach(&mem) {
         Ok(channel) => {
           accepted += 1;
           let layout = *channel.layout();
@@ -302,7 +302,7 @@ fn channel_attach_rejects_truncated_regions_and_bad_capacities() {
   for capacity in [2u32, 8, 32] {
     let total = ChannelLayout::new(capacity).unwrap().total_len;
     let mem = OwnedMemory::new(total + 64);
-    Channel::create(View(&mem), capacity, 1, 2).unwrap();
+    Channel::create(&mem, capacity, 1, 2).unwrap();
     for len in 0..total {
       assert!(
         matches!(
@@ -447,8 +447,8 @@ fn fuzz_live(seed: u64, iterations: u32) -> FuzzReport {
     // accumulate into a region where every call fails the same way.
     let pool_mem = pool_memory(SLOT_SIZE, SLOTS, 3);
     let chan_mem = OwnedMemory::new(ChannelLayout::new(4).unwrap().total_len);
-    let pool = Pool::create(View(&pool_mem), SLOT_SIZE, SLOTS, 3, 99).unwrap();
-    let channel = Channel::create(View(&chan_mem), 4, 100, 99).unwrap();
+    let pool = Pool::create(&pool_mem, SLOT_SIZE, SLOTS, 3, 99).unwrap();
+    let channel = Channel::create(&chan_mem, 4, 100, 99).unwrap();
     let layout = *pool.layout();
     let mut who: Vec<(Participant, u64)> = (1..=3u64)
       .map(|t| (pool.join(t, t as u32).unwrap(), t))
@@ -666,7 +666,7 @@ fn corrupted_ring_entries_are_reported() {
     let pool = new_pool(64, 4, 2);
     let me = pool.join(1, 1).unwrap();
     let chan_mem = OwnedMemory::new(ChannelLayout::new(4).unwrap().total_len);
-    let channel = Channel::create(View(&chan_mem), 4, 1, pool.uid()).unwrap();
+    let channel = Channel::create(&chan_mem, 4, 1, pool.uid()).unwrap();
     let first = pool.try_acquire(me).unwrap().unwrap();
     let second = pool.try_acquire(me).unwrap().unwrap();
     for (lease, length) in [(first, 8), (second, 9)] {
@@ -714,7 +714,7 @@ fn corrupted_ring_sequences_fail_fast() {
   let pool = new_pool(64, 4, 2);
   let me = pool.join(1, 1).unwrap();
   let chan_mem = OwnedMemory::new(ChannelLayout::new(4).unwrap().total_len);
-  let channel = Channel::create(View(&chan_mem), 4, 1, pool.uid()).unwrap();
+  let channel = Channel::create(&chan_mem, 4, 1, pool.uid()).unwrap();
   let lease = pool.try_acquire(me).unwrap().unwrap();
 
   // Producer side: the first cell claims to be far ahead.

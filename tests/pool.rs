@@ -38,8 +38,8 @@ fn assert_stats_add_up<M: Memory>(pool: &Pool<M>) -> PoolStats {
 #[test]
 fn create_then_attach_round_trip() {
   let mem = pool_memory(100, 5, 3);
-  let created = Pool::create(View(&mem), 100, 5, 3, 0xabcd).unwrap();
-  let attached = Pool::attach(View(&mem)).unwrap();
+  let created = Pool::create(&mem, 100, 5, 3, 0xabcd).unwrap();
+  let attached = Pool::attach(&mem).unwrap();
   assert_eq!(created.layout(), attached.layout());
   assert_eq!(attached.uid(), 0xabcd);
   let layout = *attached.layout();
@@ -80,16 +80,16 @@ fn attach_rejects_what_is_not_a_pool() {
     Err(Error::BadHandle(_))
   ));
   let channel_mem = OwnedMemory::new(ChannelLayout::new(4).unwrap().total_len + 4096);
-  Channel::create(View(&channel_mem), 4, 1, 2).unwrap();
+  Channel::create(&channel_mem, 4, 1, 2).unwrap();
   assert!(matches!(
-    Pool::attach(View(&channel_mem)),
+    Pool::attach(&channel_mem),
     Err(Error::BadHandle(_))
   ));
   // And the other way round.
   let pool_mem = pool_memory(64, 4, 2);
-  Pool::create(View(&pool_mem), 64, 4, 2, 1).unwrap();
+  Pool::create(&pool_mem, 64, 4, 2, 1).unwrap();
   assert!(matches!(
-    Channel::attach(View(&pool_mem)),
+    Channel::attach(&pool_mem),
     Err(Error::BadHandle(_))
   ));
 }

@@ -642,7 +642,7 @@ fn receivers_are_woken_only_when_parked() {
       .unwrap()
       .total_len,
   );
-  let channel = Channel::create(View(&chan_mem), 4, 3, pool.uid()).unwrap();
+  let channel = Channel::create(&chan_mem, 4, 3, pool.uid()).unwrap();
   use sabpool::core::layout::{C_RECV_EPOCH, C_RECV_WAITERS, C_SEND_EPOCH, C_SEND_WAITERS};
   let a = pool.join(1, 1).unwrap();
   let l1 = pool.try_acquire(a).unwrap().unwrap();

@@ -23,29 +23,13 @@
 use sabpool::core::layout::*;
 use sabpool::core::mem::Memory;
 use sabpool::core::pool::{pack, NIL};
-use sabpool::core::sync::{AtomicU32, AtomicU64, Ordering};
+use sabpool::core::sync::Ordering;
 use sabpool::core::{
   Channel, ChannelStats, Error, Lease, OwnedMemory, Participant, Pool, Received, Result, Sent,
 };
 
 const POOL_UID: u32 = 0x5eed_0001;
 const CHANNEL_UID: u32 = 0xc4a7_0001;
-
-/// Another view of one region (as two workers hold the same SharedArrayBuffer).
-#[derive(Clone, Copy)]
-pub struct View<'a>(pub &'a OwnedMemory);
-
-impl Memory for View<'_> {
-  fn len(&self) -> usize {
-    self.0.len()
-  }
-  fn u32_at(&self, offset: usize) -> Result<&AtomicU32> {
-    self.0.u32_at(offset)
-  }
-  fn u64_at(&self, offset: usize) -> Result<&AtomicU64> {
-    self.0.u64_at(offset)
-  }
-}
 
 /// Reads the fuzz input front to back; past the end every read is 0 and `done()` is true.
 struct Input<'a> {
@@ -143,8 +127,8 @@ struct Member {
 }
 
 struct World<'a> {
-  pools: Vec<Pool<View<'a>>>,
-  channels: Vec<Channel<View<'a>>>,
+  pools: Vec<Pool<&'a OwnedMemory>>,
+  channels: Vec<Channel<&'a OwnedMemory>>,
   members: Vec<Member>,
   next_token: u64,
   held: Vec<Lease>,
@@ -189,7 +173,7 @@ impl World<'_> {
   }
 }
 
-fn check_stats(pool: &Pool<View>, channel_stats: Option<ChannelStats>, capacity: u32) {
+fn check_stats(pool: &Pool<&OwnedMemory>, channel_stats: Option<ChannelStats>, capacity: u32) {
   let layout = *pool.layout();
   if let Ok(s) = pool.stats() {
     assert_eq!(s.slots, layout.slot_count);
@@ -222,8 +206,8 @@ pub fn run(data: &[u8]) {
   let chan_len = chan_layout.total_len + (slack as usize >> 2 & 3) * 16;
   let pool_mem = OwnedMemory::new(pool_len);
   let chan_mem = OwnedMemory::new(chan_len);
-  let creator = Pool::create(View(&pool_mem), slot_size, slots, parts, POOL_UID).unwrap();
-  let chan_creator = Channel::create(View(&chan_mem), capacity, CHANNEL_UID, POOL_UID).unwrap();
+  let creator = Pool::create(&pool_mem, slot_size, slots, parts, POOL_UID).unwrap();
+  let chan_creator = Channel::create(&chan_mem, capacity, CHANNEL_UID, POOL_UID).unwrap();
   let mut world = World {
     pools: vec![creator],
     channels: vec![chan_creator],
@@ -268,12 +252,12 @@ pub fn run(data: &[u8]) {
   }
 
   // ---- 4. attach ----------------------------------------------------------------------------------
-  if let Ok(pool) = Pool::attach(View(&pool_mem)) {
+  if let Ok(pool) = Pool::attach(&pool_mem) {
     check_pool_layout(pool.layout(), pool_len);
     world.pools.push(pool);
     let _ = world.join(1);
   }
-  if let Ok(channel) = Channel::attach(View(&chan_mem)) {
+  if let Ok(channel) = Channel::attach(&chan_mem) {
     check_channel_layout(channel.layout(), chan_len);
     world.channels.push(channel);
   }

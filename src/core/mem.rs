@@ -20,6 +20,23 @@ pub trait Memory {
   fn u64_at(&self, offset: usize) -> Result<&AtomicU64>;
 }
 
+/// A reference is another view of the same region (as two threads hold one SharedArrayBuffer):
+/// several `Pool`/`Channel` values can share one memory without owning it.
+impl<M: Memory + ?Sized> Memory for &M {
+  #[inline]
+  fn len(&self) -> usize {
+    (**self).len()
+  }
+  #[inline]
+  fn u32_at(&self, offset: usize) -> Result<&AtomicU32> {
+    (**self).u32_at(offset)
+  }
+  #[inline]
+  fn u64_at(&self, offset: usize) -> Result<&AtomicU64> {
+    (**self).u64_at(offset)
+  }
+}
+
 #[inline]
 fn check(offset: usize, size: usize, len: usize) -> Result<()> {
   // `offset <= len - size` avoids the overflow `offset + size` could hit on corrupted input.

@@ -8,23 +8,6 @@ use sabpool::core::{Channel, OwnedMemory, Pool, Result};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// A second (third, ...) view of one region: lets several `Pool`/`Channel` values, or a pool and
-/// the test itself, look at the same bytes, like two workers holding the same SharedArrayBuffer.
-#[derive(Clone, Copy)]
-pub struct View<'a>(pub &'a OwnedMemory);
-
-impl Memory for View<'_> {
-  fn len(&self) -> usize {
-    self.0.len()
-  }
-  fn u32_at(&self, offset: usize) -> Result<&AtomicU32> {
-    self.0.u32_at(offset)
-  }
-  fn u64_at(&self, offset: usize) -> Result<&AtomicU64> {
-    self.0.u64_at(offset)
-  }
-}
-
 /// A view that claims the region is only `len` bytes long (a truncated SharedArrayBuffer); every
 /// access past `len` is refused exactly as `OwnedMemory` refuses accesses past its end.
 #[derive(Clone, Copy)]
