@@ -708,14 +708,15 @@ function detachAtExit(attachment) {
   fileAttachments.add(new WeakRef(attachment))
 }
 
-/** Runs a native file operation; a bad name becomes a TypeError, as for other bad arguments. */
+/** Runs a native file operation; a bad name or mode becomes a TypeError or RangeError, as for
+ * other bad arguments. */
 function fileCall(call) {
   try {
     return call()
   } catch (error) {
-    if (error !== null && typeof error === 'object' && error.code === 'ERR_SABPOOL_BAD_NAME') {
-      throw makeError(TypeError, error.code, error.message)
-    }
+    const code = error !== null && typeof error === 'object' ? error.code : undefined
+    if (code === 'ERR_SABPOOL_BAD_NAME') throw makeError(TypeError, code, error.message)
+    if (code === 'ERR_OUT_OF_RANGE') throw makeError(RangeError, code, error.message)
     throw error
   }
 }

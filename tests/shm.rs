@@ -118,7 +118,7 @@ fn an_explicit_mode_is_applied_exactly_and_bad_modes_are_refused() {
     let err = shm::create(&dir.0, "h", len, bad, init, pool_is_stale)
       .err()
       .unwrap();
-    assert!(matches!(err, ShmError::BadName(_)), "{bad:o}: {err:?}");
+    assert!(matches!(err, ShmError::BadMode(_)), "{bad:o}: {err:?}");
   }
   assert!(!dir.0.join("h").exists());
 }

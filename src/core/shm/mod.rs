@@ -36,6 +36,8 @@ pub const DEFAULT_MODE: u32 = 0o600;
 pub enum ShmError {
   /// The name is not a plain file name (empty, too long, a path, hidden, odd characters).
   BadName(String),
+  /// The permission mode is out of range or does not let the owner read and write.
+  BadMode(String),
   /// Creating: the name is taken by a region still in use, or by a file that is not a region
   /// of this kind.
   Exists(String),
@@ -55,6 +57,7 @@ impl ShmError {
   pub fn code(&self) -> &'static str {
     match self {
       ShmError::BadName(_) => "ERR_SABPOOL_BAD_NAME",
+      ShmError::BadMode(_) => "ERR_OUT_OF_RANGE",
       ShmError::Exists(_) => "ERR_SABPOOL_EXISTS",
       ShmError::NotFound(_) => "ERR_SABPOOL_NOT_FOUND",
       ShmError::Access(_) => "ERR_SABPOOL_ACCESS",
@@ -69,6 +72,7 @@ impl std::fmt::Display for ShmError {
   fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
     match self {
       ShmError::BadName(m)
+      | ShmError::BadMode(m)
       | ShmError::Exists(m)
       | ShmError::NotFound(m)
       | ShmError::Access(m)
@@ -128,7 +132,7 @@ pub fn create(
     )));
   }
   if mode > 0o777 || mode & 0o600 != 0o600 {
-    return Err(ShmError::BadName(format!(
+    return Err(ShmError::BadMode(format!(
       "mode must be a permission mode from 0o600 to 0o777 that lets the owner read and write, got {mode:#o}"
     )));
   }
