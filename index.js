@@ -23,11 +23,14 @@ const {
   channelRecv,
 } = binding
 
-const OFFSETS = binding.offsets()
-const STATUS = new Map(binding.statusTable().map((s) => [s.status, s]))
-const NONE = -1
+/** Constants shared with the native side, defined there once. */
+const PROTOCOL = binding.protocol()
+const OFFSETS = PROTOCOL.offsets
+const STATUS = new Map(PROTOCOL.statuses.map((s) => [s.status, s]))
+/** Fast-call result: nothing to take (empty, full, no free slot). */
+const NONE = PROTOCOL.statusNone
 /** An id no registry entry has: calls with it fail with ERR_SABPOOL_DETACHED. */
-const DETACHED_ID = 0xffffffff
+const DETACHED_ID = PROTOCOL.detachedId
 
 /** How long one park lasts at most before re-checking. Bounds the delay when a wake-up cannot be
  * delivered, e.g. a worker torn down while its slots are reclaimed (no JS runs then to notify). */
@@ -284,9 +287,9 @@ function waitSite(file, i32, epochOffset, register, noteWait, kind, id, attachme
     ? new FileWaitSite(i32, epochOffset >>> 2, register, noteWait, kind, id, attachmentId, siteKind, idle)
     : new WaitSite(i32, epochOffset >>> 2, register, noteWait, kind, id)
 }
-const SITE_FREE_SLOT = 0
-const SITE_RECEIVED = 1
-const SITE_ROOM = 2
+const SITE_FREE_SLOT = PROTOCOL.siteFreeSlot
+const SITE_RECEIVED = PROTOCOL.siteReceived
+const SITE_ROOM = PROTOCOL.siteRoom
 
 /**
  * `diagnostics_channel` named 'sabpool:wait': one message per wait that had to go past the fast
@@ -395,7 +398,7 @@ async function parkAsyncLoop(site, attempt, timeout, signal, what) {
 // ---- pool ------------------------------------------------------------------------------------------
 
 const HANDLE_KIND = 'sabpool.pool'
-const LAYOUT_VERSION = 1
+const LAYOUT_VERSION = PROTOCOL.layoutVersion
 const OWNED = 0
 const RELEASED = 1
 const HANDED_OFF = 2
@@ -655,7 +658,7 @@ const DEFAULT_DIR = (() => {
   } catch {}
   return os.tmpdir()
 })()
-const DEFAULT_MODE = 0o600
+const DEFAULT_MODE = PROTOCOL.defaultFileMode
 
 function checkName(name) {
   if (typeof name !== 'string') {
@@ -988,7 +991,7 @@ class SharedPool {
 // ---- channel ---------------------------------------------------------------------------------------
 
 const CHANNEL_KIND = 'sabpool.channel'
-const CLOSED = -2
+const CLOSED = PROTOCOL.statusClosed
 
 function checkCapacity(capacity) {
   checkInteger('capacity', capacity, 2, OFFSETS.maxCapacity)

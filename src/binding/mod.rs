@@ -405,8 +405,7 @@ pub struct Offsets {
   pub max_capacity: u32,
 }
 
-#[napi]
-pub fn offsets() -> Offsets {
+fn offsets() -> Offsets {
   Offsets {
     free_head: layout::P_FREE_HEAD as u32,
     enqueue: layout::C_ENQ as u32,
@@ -438,8 +437,7 @@ pub struct StatusInfo {
   pub message: String,
 }
 
-#[napi]
-pub fn status_table() -> Vec<StatusInfo> {
+fn status_table() -> Vec<StatusInfo> {
   let mut table: Vec<StatusInfo> = CoreError::ALL
     .iter()
     .map(|e| StatusInfo {
@@ -459,6 +457,39 @@ pub fn status_table() -> Vec<StatusInfo> {
     message: "this pool or channel has been detached in this thread".into(),
   });
   table
+}
+
+/// Every constant the JS wrapper shares with the native side, defined once here: the layout
+/// version handles carry, the default mode of region files, the wait-site numbers, the fast calls'
+/// non-error results, the id no attachment has, and the status table.
+#[napi(object)]
+pub struct Protocol {
+  pub layout_version: u32,
+  pub default_file_mode: u32,
+  pub site_free_slot: u32,
+  pub site_received: u32,
+  pub site_room: u32,
+  pub status_none: i32,
+  pub status_closed: i32,
+  pub detached_id: u32,
+  pub statuses: Vec<StatusInfo>,
+  pub offsets: Offsets,
+}
+
+#[napi]
+pub fn protocol() -> Protocol {
+  Protocol {
+    layout_version: layout::VERSION,
+    default_file_mode: shm::DEFAULT_MODE,
+    site_free_slot: Site::FreeSlot as u32,
+    site_received: Site::Received as u32,
+    site_room: Site::Room as u32,
+    status_none: registry::STATUS_NONE,
+    status_closed: registry::STATUS_CLOSED,
+    detached_id: registry::DETACHED_ID,
+    statuses: status_table(),
+    offsets: offsets(),
+  }
 }
 
 #[napi(module_exports)]

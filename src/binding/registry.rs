@@ -82,6 +82,9 @@ pub const STATUS_UNKNOWN_ID: i32 = -18;
 /// Fast-call results that are not errors.
 pub const STATUS_NONE: i32 = -1;
 pub const STATUS_CLOSED: i32 = -2;
+/// An id `insert` never hands out (ids are indices of a Vec far shorter than this): calls with it
+/// fail with `STATUS_UNKNOWN_ID`.
+pub const DETACHED_ID: u32 = u32::MAX;
 
 pub struct PoolEntry {
   pub pool: Pool<RegionMemory>,
@@ -136,10 +139,11 @@ impl ChannelEntry {
 
 /// Which epoch word a wait parks on.
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
 pub enum Site {
-  FreeSlot,
-  Received,
-  Room,
+  FreeSlot = 0,
+  Received = 1,
+  Room = 2,
 }
 
 impl Site {
