@@ -4,6 +4,8 @@
 //
 //   node scripts/stress.js [--ops N] [--threads T] [--seconds S] [--slots N] [--slot-size B]
 //                          [--channels K] [--held H] [--block-timeout MS] [--seed X] [--json]
+//   node scripts/stress.js --kill [options of scripts/faults.js]: the fault-injection run instead
+//                          (processes killed with SIGKILL; --kill --help lists its options)
 //
 // T worker threads (default 8) share one pool and K channels and run a random mix of tryAcquire,
 // acquireSync, release, handoff → (ticket over a MessagePort) → adopt, trySend, sendSync,
@@ -359,10 +361,22 @@ function format(report) {
 module.exports = { runStress, format, parseArgs, DEFAULTS }
 
 if (require.main === module) {
-  main({
-    file: __filename,
-    parseArgs,
-    run: (options) => runStress({ ...options, progress: process.stderr.isTTY }),
-    format,
-  })
+  if (process.argv.includes('--kill')) {
+    // The fault-injection run: processes killed with SIGKILL (see scripts/faults.js).
+    process.argv = process.argv.filter((arg) => arg !== '--kill')
+    const faults = require('./faults.js')
+    main({
+      file: require.resolve('./faults.js'),
+      parseArgs: faults.parseArgs,
+      run: (options) => faults.runFaults({ ...options, progress: process.stderr.isTTY }),
+      format: faults.format,
+    })
+  } else {
+    main({
+      file: __filename,
+      parseArgs,
+      run: (options) => runStress({ ...options, progress: process.stderr.isTTY }),
+      format,
+    })
+  }
 }
