@@ -10,16 +10,16 @@
 // A file-backed pool and two channels (capacities K and 2K) are created in a private temporary
 // directory. C child processes at a time (default 1) are forked running scripts/fault-child.js:
 // in each, the main thread and T worker threads (default 6) open the pool and the channels and
-// loop over acquire, release, send, receive,
-// handoff/adopt, reclaim (reclaimDead, open) and create (of a second, spare pool), one of them
-// (its "focus", cycled, or always OP with --focus) chosen most of the time. Each child is killed
-// with SIGKILL --min-delay (default 0) plus a random 0..--max-delay (default 30) ms after it
-// reports that all its threads are attached (half of the 'reclaim' children instead 20..420 ms
-// after the fork, while their opens reclaim the participants of the child killed before them);
-// then the next one is forked, until N
-// kills (default 1000) or S seconds (default 1200), whichever comes first. The plan (foci, delays,
-// the children's RNG seeds) comes from a seeded RNG: --seed reproduces it (the interleavings
-// themselves are up to the scheduler).
+// loop over acquire, release, send, receive, handoff/adopt, reclaim (reclaimDead, open) and
+// create (of a second, spare pool), one of them (the child's "focus", cycled, or always OP with
+// --focus) chosen most of the time. Several threads per child make one kill interrupt several
+// operations: the threads not on a CPU are frozen wherever the scheduler preempted them. Each
+// child is killed with SIGKILL --min-delay (default 0) plus a random 0..--max-delay (default 30)
+// ms after all its threads are attached (half of the 'reclaim' children instead 20..420 ms after
+// the fork, while their opens reclaim the participants of the child killed before them); then
+// the next one is forked, until N kills (default 1000) or S seconds (default 1200), whichever
+// comes first. The plan (foci, delays, the children's RNG seeds) comes from a seeded RNG: --seed
+// reproduces it (the interleavings themselves are up to the scheduler).
 //
 // Then, with every child gone, it checks (each check bounded by a timeout, so a wedged region
 // gives a violation, never a hang):
@@ -112,15 +112,24 @@ const hex = (x) => `0x${(x >>> 0).toString(16)}`
 
 const STATES = ['invalid', 'free', 'leased', 'in flight', 'queued']
 
+/** The native binding, for white-box diagnostics only (lib/native.js, or index.js's _internal). */
+function nativeBinding() {
+  try {
+    return require('../lib/native.js').binding
+  } catch {
+    return _internal.binding
+  }
+}
+
 /** White-box diagnosis for a failed slot check: the state of every slot that could not be
  * acquired (through the binding's diagnostics call; empty if that is not available). */
 function census(pool, acquirable) {
   try {
-    const { binding } = _internal
+    const binding = nativeBinding()
     const lost = []
     for (let slot = 0; slot < pool.slots; slot++) {
       if (acquirable.has(slot)) continue
-      const [generation, owner, state] = binding.poolSlotState(pool._state.id, slot)
+      const [generation, owner, state] = binding.poolSlotState(pool._state.ref ?? pool._state.id, slot)
       lost.push(`slot ${slot}: ${STATES[state] ?? state}${owner ? ` by participant ${owner - 1}` : ''}, generation ${generation}`)
     }
     return lost.length === 0 ? '' : `; not acquirable: ${lost.join('; ')}`
