@@ -286,7 +286,7 @@ async function runFaults(options = {}) {
           extra.push(SharedPool.open(names.pool, { dir }))
         } catch (error) {
           if (error.code === 'ERR_SABPOOL_TOO_MANY_PARTICIPANTS') {
-            throw new Error(`participant entries lost: only ${extra.length + 1} of ${maxParticipants} could be attached with nobody else alive`)
+            throw new Error(`participant entries lost: only ${extra.length + 1} of ${maxParticipants} could be attached with nobody else alive`, { cause: error })
           }
           throw error
         }
@@ -407,7 +407,7 @@ async function runFaults(options = {}) {
   ended.leftoverTempFiles = fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')).length
 
   for (const c of channels) {
-    try { c.unlink() } catch {}
+    c.unlink()
     c.detach()
   }
   pool.unlink()
