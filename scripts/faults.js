@@ -296,6 +296,12 @@ async function runFaults(options = {}) {
     }
   })
 
+  // Not an invariant either (README, Limits: a dead process's registered channel waits are not
+  // withdrawn), but worth reporting: receive and send waits still registered after the kills.
+  ended.channelWaiters = channels.map((c) => {
+    const s = c.stats()
+    return s.recvWaiting === undefined ? null : { recv: s.recvWaiting, send: s.sendWaiting }
+  })
   ended.drained = []
   for (const [k, channel] of channels.entries()) {
     await step(`channel ${names.channels[k]}: drain after the kills`, () => {
@@ -434,7 +440,7 @@ function format(report) {
   lines.push(`  kills by focus: ${Object.entries(report.byFocus).map(([k, v]) => `${k} ${n(v)}`).join(', ')}`)
   const e = report.ended
   if (e.reclaimed !== undefined) lines.push(`  at the end: reclaimDead() recovered ${e.reclaimed.participants} participants, ${e.reclaimed.slots} slots; drained ${(e.drained ?? []).join(' + ')} queued leases; adopted ${e.orphanTickets ?? '?'} orphaned tickets`)
-  lines.push(`  temporary files left by killed creates: ${e.leftoverTempFiles}`)
+  lines.push(`  not checked: temporary files left by killed creates: ${e.leftoverTempFiles}; channel waits left registered by the dead: ${(e.channelWaiters ?? []).map((w) => (w === null ? '?' : `${w.recv} receive, ${w.send} send`)).join(' / ')}`)
   lines.push(...verdictLines(report))
   if (!report.ok) lines.push(`  reproduce the plan with: npm run stress -- --kill --seed ${report.seed}`)
   return lines.join('\n')
