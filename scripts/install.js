@@ -43,7 +43,9 @@ function isMusl() {
   if (process.platform !== 'linux') return false
   try {
     return fs.readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
-  } catch {}
+  } catch {
+    // no readable ldd: ask the process report below
+  }
   const report = process.report && typeof process.report.getReport === 'function' ? process.report.getReport() : null
   if (report && report.header && report.header.glibcVersionRuntime) return false
   if (report && Array.isArray(report.sharedObjects)) return report.sharedObjects.some((f) => f.includes('libc.musl-') || f.includes('ld-musl-'))
@@ -130,7 +132,9 @@ function isSourceCheckout() {
   let real = ROOT
   try {
     real = fs.realpathSync(ROOT)
-  } catch {}
+  } catch {
+    // keep ROOT as it is
+  }
   return !real.split(path.sep).includes('node_modules')
 }
 
@@ -151,7 +155,9 @@ function buildCheckout() {
   let napiCli = null
   try {
     napiCli = require.resolve('@napi-rs/cli/package.json', { paths: [ROOT] })
-  } catch {}
+  } catch {
+    // not installed: reported just below
+  }
   if (!napiCli) {
     fail([
       'This is a source checkout of sabpool, but the napi CLI (@napi-rs/cli, a devDependency) is not installed.',
