@@ -74,25 +74,21 @@ class Channel {
     this.#mask = binding.channelStats(this.#ref).capacity - 1
     this.#handle = region.handle(CHANNEL_KIND, pool.handle)
     const uid = binding.channelUid(this.#ref)
-    this.#recvSite = region.waitSite({
+    this.#recvSite = this.#waitSite(region, uid, true)
+    this.#sendSite = this.#waitSite(region, uid, false)
+  }
+
+  /** Where receivers (`receivers` true) or senders of this channel park. */
+  #waitSite(region, uid, receivers) {
+    return region.waitSite({
       i32: this.#i32,
-      epochOffset: OFFSETS.recvEpoch,
-      register: (delta) => binding.channelWaiting(this.#ref, true, delta),
-      noteWait: () => binding.channelNoteWait(this.#ref, true),
+      epochOffset: receivers ? OFFSETS.recvEpoch : OFFSETS.sendEpoch,
+      register: (delta) => binding.channelWaiting(this.#ref, receivers, delta),
+      noteWait: () => binding.channelNoteWait(this.#ref, receivers),
       kind: 'channel',
       uid,
       ref: () => this.#ref,
-      site: SITE_RECEIVED,
-    })
-    this.#sendSite = region.waitSite({
-      i32: this.#i32,
-      epochOffset: OFFSETS.sendEpoch,
-      register: (delta) => binding.channelWaiting(this.#ref, false, delta),
-      noteWait: () => binding.channelNoteWait(this.#ref, false),
-      kind: 'channel',
-      uid,
-      ref: () => this.#ref,
-      site: SITE_ROOM,
+      site: receivers ? SITE_RECEIVED : SITE_ROOM,
     })
   }
 
