@@ -205,6 +205,15 @@ function parkSync(site, attempt, timeout, what) {
   }
 }
 
+/** How long the next park may last; throws ERR_SABPOOL_TIMEOUT once the deadline has passed.
+ * Counts the park as a wait. */
+function nextSlice(site, deadline, timeout, what) {
+  const remaining = deadline - performance.now()
+  if (remaining <= 0) throw timeoutError(what, timeout)
+  site.noteWait()
+  return Math.min(remaining, PARK_SLICE_MS)
+}
+
 function parkSyncLoop(site, attempt, timeout, what) {
   const deadline = performance.now() + timeout
   for (;;) {
@@ -213,10 +222,7 @@ function parkSyncLoop(site, attempt, timeout, what) {
       const epoch = Atomics.load(site.i32, site.epochIndex)
       const result = attempt()
       if (result !== undefined) return result
-      const remaining = deadline - performance.now()
-      if (remaining <= 0) throw timeoutError(what, timeout)
-      site.noteWait()
-      if (site.sleep(epoch, Math.min(remaining, PARK_SLICE_MS))) site.idle()
+      if (site.sleep(epoch, nextSlice(site, deadline, timeout, what))) site.idle()
     } finally {
       site.register(-1)
     }
@@ -254,10 +260,7 @@ async function parkAsyncLoop(site, attempt, timeout, signal, what) {
       const epoch = Atomics.load(site.i32, site.epochIndex)
       const result = attempt()
       if (result !== undefined) return result
-      const remaining = deadline - performance.now()
-      if (remaining <= 0) throw timeoutError(what, timeout)
-      site.noteWait()
-      const ms = Math.min(remaining, PARK_SLICE_MS)
+      const ms = nextSlice(site, deadline, timeout, what)
       const changed = site.changed(epoch, ms)
       if (changed !== undefined) {
         const outcome = await new Promise((resolve, reject) => {
