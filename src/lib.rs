@@ -1,8 +1,7 @@
 //! sabpool: a preallocated shared-memory buffer pool and lock-free handoff channels for Node.js
-//! worker threads. `core` is plain Rust; `binding` exposes it to JS.
+//! worker threads. The plain-Rust core is the `sabpool-core` crate (crates/sabpool-core); this
+//! crate exposes it to JS.
 
-pub mod core;
-
-// Left out of loom models and of the crate's own unit tests, which exercise the core alone.
-#[cfg(not(any(loom, test)))]
+// Loom builds model the core alone (it has no file-backed regions under loom).
+#[cfg(not(loom))]
 mod binding;

@@ -20,11 +20,11 @@
 //! size, counts past their bounds), or `Error::Contended`: with one thread nothing contends, so a
 //! retry loop that runs out means corruption was spun on instead of detected.
 
-use sabpool::core::layout::*;
-use sabpool::core::mem::Memory;
-use sabpool::core::pool::{pack, NIL};
-use sabpool::core::sync::Ordering;
-use sabpool::core::{
+use sabpool_core::layout::*;
+use sabpool_core::mem::Memory;
+use sabpool_core::pool::{pack, NIL};
+use sabpool_core::sync::Ordering;
+use sabpool_core::{
   Channel, ChannelStats, Error, Lease, OwnedMemory, Participant, Pool, Received, Result, Sent,
 };
 

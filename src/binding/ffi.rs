@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use napi::sys;
 
-use crate::core::mem::SharedMemory;
-use crate::core::shm::RegionFile;
-use crate::core::Error;
+use sabpool_core::mem::SharedMemory;
+use sabpool_core::shm::RegionFile;
+use sabpool_core::Error;
 
 use super::registry;
 

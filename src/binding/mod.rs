@@ -11,10 +11,10 @@ use napi_derive::napi;
 
 use std::path::Path;
 
-use crate::core::layout::{self, ChannelLayout, PoolLayout};
-use crate::core::mem::Memory;
-use crate::core::shm::{self, MappedMemory, RegionFile, ShmError};
-use crate::core::{futex, Channel, Error as CoreError, Pool};
+use sabpool_core::layout::{self, ChannelLayout, PoolLayout};
+use sabpool_core::mem::Memory;
+use sabpool_core::shm::{self, MappedMemory, RegionFile, ShmError};
+use sabpool_core::{futex, Channel, Error as CoreError, Pool};
 use registry::{ChannelEntry, PoolEntry, RegionMemory, Site};
 
 fn js_error(e: CoreError) -> napi::Error<String> {
@@ -33,7 +33,7 @@ fn detached() -> napi::Error<String> {
 }
 
 /// Runs `f` on a pool attachment of this thread.
-fn on_pool<T>(id: u32, f: impl FnOnce(&PoolEntry) -> crate::core::Result<T>) -> Result<T, String> {
+fn on_pool<T>(id: u32, f: impl FnOnce(&PoolEntry) -> sabpool_core::Result<T>) -> Result<T, String> {
   registry::with_pool(id, f)
     .ok_or_else(detached)?
     .map_err(js_error)
@@ -42,7 +42,7 @@ fn on_pool<T>(id: u32, f: impl FnOnce(&PoolEntry) -> crate::core::Result<T>) -> 
 /// Runs `f` on a channel attachment of this thread.
 fn on_channel<T>(
   id: u32,
-  f: impl FnOnce(&ChannelEntry) -> crate::core::Result<T>,
+  f: impl FnOnce(&ChannelEntry) -> sabpool_core::Result<T>,
 ) -> Result<T, String> {
   registry::with_channel_only(id, f)
     .ok_or_else(detached)?
@@ -140,7 +140,7 @@ pub fn channel_region_size(capacity: u32) -> Result<f64, String> {
 
 /// Joins `pool` as a new participant and registers it in this thread's table.
 fn join_pool(
-  pool: crate::core::Result<Pool<RegionMemory>>,
+  pool: sabpool_core::Result<Pool<RegionMemory>>,
   view: Option<ffi::ViewRef>,
 ) -> Result<Attachment, String> {
   let token = registry::new_token();
@@ -258,7 +258,7 @@ pub fn pool_waiting(id: u32, delta: i32) -> Result<(), String> {
 pub fn pool_reclaim_lease(id: u32, slot: u32, generation: u32) -> Result<bool, String> {
   on_pool(id, |p| {
     p.pool
-      .reclaim_lease(p.me, crate::core::Lease { slot, generation })
+      .reclaim_lease(p.me, sabpool_core::Lease { slot, generation })
       .map(|wake| p.memory().deliver(wake, layout::P_FREE_EPOCH) == 1)
   })
 }
@@ -354,7 +354,7 @@ pub fn channel_stats(id: u32) -> Result<ChannelStats, String> {
 pub fn channel_close(id: u32) -> Result<bool, String> {
   on_channel(id, |c| {
     let was_open = c.channel.close()?;
-    let all = crate::core::Wake(true);
+    let all = sabpool_core::Wake(true);
     c.memory().deliver(all, layout::C_RECV_EPOCH);
     c.memory().deliver(all, layout::C_SEND_EPOCH);
     Ok(was_open)

@@ -9,11 +9,11 @@
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::core::futex;
-use crate::core::layout::{C_RECV_EPOCH, C_SEND_EPOCH, P_FREE_EPOCH};
-use crate::core::mem::{Memory, SharedMemory};
-use crate::core::shm::MappedMemory;
-use crate::core::{Channel, Error, Lease, Participant, Pool, Received, Sent, Wake};
+use sabpool_core::futex;
+use sabpool_core::layout::{C_RECV_EPOCH, C_SEND_EPOCH, P_FREE_EPOCH};
+use sabpool_core::mem::{Memory, SharedMemory};
+use sabpool_core::shm::MappedMemory;
+use sabpool_core::{Channel, Error, Lease, Participant, Pool, Received, Sent, Wake};
 
 use super::ffi::ViewRef;
 use super::watch::Watcher;
@@ -60,14 +60,14 @@ impl Memory for RegionMemory {
     }
   }
   #[inline]
-  fn u32_at(&self, offset: usize) -> crate::core::Result<&crate::core::sync::AtomicU32> {
+  fn u32_at(&self, offset: usize) -> sabpool_core::Result<&sabpool_core::sync::AtomicU32> {
     match self {
       RegionMemory::Js(m) => m.u32_at(offset),
       RegionMemory::File(m) => m.u32_at(offset),
     }
   }
   #[inline]
-  fn u64_at(&self, offset: usize) -> crate::core::Result<&crate::core::sync::AtomicU64> {
+  fn u64_at(&self, offset: usize) -> sabpool_core::Result<&sabpool_core::sync::AtomicU64> {
     match self {
       RegionMemory::Js(m) => m.u64_at(offset),
       RegionMemory::File(m) => m.u64_at(offset),

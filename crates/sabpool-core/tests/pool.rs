@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use sabpool::core::layout::*;
-use sabpool::core::pool::{NIL, STATE_FREE, STATE_IN_FLIGHT, STATE_LEASED, STATE_QUEUED};
-use sabpool::core::*;
+use sabpool_core::layout::*;
+use sabpool_core::pool::{NIL, STATE_FREE, STATE_IN_FLIGHT, STATE_LEASED, STATE_QUEUED};
+use sabpool_core::*;
 use std::collections::HashSet;
 
 /// `acquired == released + reclaimed + in_use` holds whenever no operation is in progress:

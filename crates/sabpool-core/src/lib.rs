@@ -1,4 +1,4 @@
-//! The pure-Rust core: region layout, validation, the pool and the channel. No Node-API types;
+//! sabpool-core: region layout, validation, the pool and the channel. No Node-API types;
 //! everything here is tested with `cargo test` (and `--cfg loom` models).
 
 pub mod channel;

@@ -11,8 +11,8 @@ mod common;
 
 use common::*;
 use crossbeam::queue::SegQueue;
-use sabpool::core::pool::{STATE_FREE, STATE_IN_FLIGHT, STATE_LEASED};
-use sabpool::core::*;
+use sabpool_core::pool::{STATE_FREE, STATE_IN_FLIGHT, STATE_LEASED};
+use sabpool_core::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
@@ -240,8 +240,8 @@ fn pool_stress(threads: u64, slots: u32, max_held: usize, ops: u64) {
       let mem = shared.pool.memory();
       let mut samples = 0u64;
       while running.load(Relaxed) {
-        let in_use = read32(mem, sabpool::core::layout::P_IN_USE);
-        let high_water = read32(mem, sabpool::core::layout::P_HIGH_WATER);
+        let in_use = read32(mem, sabpool_core::layout::P_IN_USE);
+        let high_water = read32(mem, sabpool_core::layout::P_HIGH_WATER);
         assert!(in_use <= SLOTS, "in_use {in_use} of {SLOTS} slots");
         assert!(
           high_water <= SLOTS,
@@ -637,13 +637,13 @@ fn send_checks_ownership_pool_and_length() {
 #[test]
 fn receivers_are_woken_only_when_parked() {
   let pool = new_pool(64, 4, 2);
-  let chan_mem = sabpool::core::OwnedMemory::new(
-    sabpool::core::layout::ChannelLayout::new(4)
+  let chan_mem = sabpool_core::OwnedMemory::new(
+    sabpool_core::layout::ChannelLayout::new(4)
       .unwrap()
       .total_len,
   );
   let channel = Channel::create(&chan_mem, 4, 3, pool.uid()).unwrap();
-  use sabpool::core::layout::{C_RECV_EPOCH, C_RECV_WAITERS, C_SEND_EPOCH, C_SEND_WAITERS};
+  use sabpool_core::layout::{C_RECV_EPOCH, C_RECV_WAITERS, C_SEND_EPOCH, C_SEND_WAITERS};
   let a = pool.join(1, 1).unwrap();
   let l1 = pool.try_acquire(a).unwrap().unwrap();
   assert_eq!(

@@ -1,7 +1,7 @@
 //! Loom models of the core's lock-free algorithms: every interleaving (within the preemption
 //! bound, where one is set) of a few threads on a tiny pool or channel.
 //!
-//! Run with `RUSTFLAGS="--cfg loom" cargo test --release --test loom`.
+//! Run with `RUSTFLAGS="--cfg loom" cargo test --release -p sabpool-core --test loom` (or `npm run test:loom`).
 //!
 //! Besides the explicit assertions, every model keeps a `loom::cell::UnsafeCell` per slot as the
 //! payload stand-in: its owner writes it after gaining the slot and reads it before giving it
@@ -16,9 +16,9 @@ use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use loom::sync::Arc;
 use loom::thread;
-use sabpool::core::layout::{ChannelLayout, PoolLayout};
-use sabpool::core::pool::{STATE_FREE, STATE_LEASED};
-use sabpool::core::*;
+use sabpool_core::layout::{ChannelLayout, PoolLayout};
+use sabpool_core::pool::{STATE_FREE, STATE_LEASED};
+use sabpool_core::*;
 use std::time::Instant;
 
 const SLOT_SIZE: u32 = 8;
@@ -500,7 +500,7 @@ fn free_slot_wakeup_is_never_lost() {
     let epoch_word = world
       .pool
       .memory()
-      .u32_at(sabpool::core::layout::P_FREE_EPOCH)
+      .u32_at(sabpool_core::layout::P_FREE_EPOCH)
       .unwrap();
     world.pool.add_waiters(1).unwrap();
     let epoch = epoch_word.load(loom::sync::atomic::Ordering::SeqCst);

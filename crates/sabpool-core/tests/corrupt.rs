@@ -8,9 +8,9 @@
 mod common;
 
 use common::*;
-use sabpool::core::layout::*;
-use sabpool::core::pool::{MAX_RETRIES, NIL, STATE_FREE, STATE_QUEUED};
-use sabpool::core::*;
+use sabpool_core::layout::*;
+use sabpool_core::pool::{MAX_RETRIES, NIL, STATE_FREE, STATE_QUEUED};
+use sabpool_core::*;
 use std::time::{Duration, Instant};
 
 /// A layout returned by a successful attach must lie entirely inside the region and agree with
@@ -360,7 +360,7 @@ fn corrupt_live(
     0 | 1 => {
       let off = layout.meta(rng.below(slots as u64) as u32) + META_WORD;
       let value = if rng.chance(50) {
-        sabpool::core::pool::pack(rng.below(4) as u32, rng.below(5) as u32, rng.below(6) as u8)
+        sabpool_core::pool::pack(rng.below(4) as u32, rng.below(5) as u32, rng.below(6) as u8)
       } else {
         rng.nasty_u64(read64(pool_mem, off))
       };

@@ -8,8 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sabpool::core::shm::{self, MappedMemory, RegionFile, ShmError};
-use sabpool::core::{Channel, Error, Pool, ProcessId};
+use sabpool_core::shm::{self, MappedMemory, RegionFile, ShmError};
+use sabpool_core::{Channel, Error, Pool, ProcessId};
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -32,12 +32,12 @@ impl Drop for TempDir {
 }
 
 fn layout_len(slot_size: u32, slots: u32, participants: u32) -> usize {
-  sabpool::core::layout::PoolLayout::new(slot_size, slots, participants)
+  sabpool_core::layout::PoolLayout::new(slot_size, slots, participants)
     .unwrap()
     .total_len
 }
 
-fn pool_is_stale(memory: MappedMemory) -> sabpool::core::Result<bool> {
+fn pool_is_stale(memory: MappedMemory) -> sabpool_core::Result<bool> {
   Ok(Pool::attach(memory)?.live_participants(shm::process_alive)? == 0)
 }
 
