@@ -11,11 +11,11 @@ use napi_derive::napi;
 
 use std::path::Path;
 
+use registry::{ChannelEntry, PoolEntry, RegionMemory, Site};
 use sabpool_core::layout::{self, ChannelLayout, PoolLayout};
 use sabpool_core::mem::Memory;
 use sabpool_core::shm::{self, MappedMemory, RegionFile, ShmError};
 use sabpool_core::{futex, Channel, Error as CoreError, Pool};
-use registry::{ChannelEntry, PoolEntry, RegionMemory, Site};
 
 fn js_error(e: CoreError) -> napi::Error<String> {
   napi::Error::new(e.code().to_string(), e.to_string())
@@ -261,12 +261,6 @@ pub fn pool_reclaim_lease(id: u32, slot: u32, generation: u32) -> Result<bool, S
       .reclaim_lease(p.me, sabpool_core::Lease { slot, generation })
       .map(|wake| p.memory().deliver(wake, layout::P_FREE_EPOCH) == 1)
   })
-}
-
-/// `[generation, owner, state]` of a slot (diagnostics and tests).
-#[napi]
-pub fn pool_slot_state(id: u32, slot: u32) -> Result<Vec<u32>, String> {
-  on_pool(id, |p| p.pool.slot_state(slot)).map(|(g, o, s)| vec![g, o, s as u32])
 }
 
 fn attach_channel(

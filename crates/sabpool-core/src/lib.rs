@@ -11,8 +11,10 @@ pub mod pool;
 #[cfg(not(loom))]
 pub mod shm;
 pub mod sync;
+pub mod words;
 
 pub use channel::{Channel, ChannelStats, Received, Sent};
 pub use error::{Error, Result};
 pub use mem::{Memory, OwnedMemory};
 pub use pool::{DeadReclaim, Lease, Participant, Pool, PoolStats, ProcessId, Wake};
+pub use words::{FreeHead, SlotState, SlotWord};

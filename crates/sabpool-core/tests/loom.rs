@@ -17,7 +17,6 @@ use loom::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use loom::sync::Arc;
 use loom::thread;
 use sabpool_core::layout::{ChannelLayout, PoolLayout};
-use sabpool_core::pool::{STATE_FREE, STATE_LEASED};
 use sabpool_core::*;
 use std::time::Instant;
 
@@ -122,7 +121,7 @@ fn acquire_release(world: &World, who: Participant, value: u64) -> bool {
     Some(lease) => {
       assert_eq!(
         world.pool.slot_state(lease.slot).unwrap(),
-        (lease.generation, who.0 + 1, STATE_LEASED)
+        SlotWord::new(lease.generation, who.0 + 1, SlotState::Leased)
       );
       world.gain(lease.slot, who, value);
       world.give_up(lease.slot, who);
@@ -151,7 +150,7 @@ fn free_list_two_threads_one_slot() {
     assert_eq!(s.acquired, got_a as u64 + got_b as u64);
     assert_eq!(
       world.pool.slot_state(0).unwrap(),
-      (s.acquired as u32, 0, STATE_FREE),
+      SlotWord::new(s.acquired as u32, 0, SlotState::Free),
       "one generation per acquisition"
     );
   });
@@ -283,7 +282,7 @@ fn ring_full_and_empty_at_capacity_two() {
             Sent::Sent(_) => break,
             Sent::Full => {
               // Still the sender's.
-              assert_eq!(w.pool.slot_state(lease.slot).unwrap().1, p.0 + 1);
+              assert_eq!(w.pool.slot_state(lease.slot).unwrap().owner, p.0 + 1);
               assert!(i >= 2, "ring of two reported full with {i} sent before");
               fulls += 1;
               thread::yield_now();
@@ -346,7 +345,7 @@ fn ring_two_senders_one_slot_left() {
     };
     assert_eq!(
       world.pool.slot_state(loser.slot).unwrap(),
-      (loser.generation, loser_owner.0 + 1, STATE_LEASED)
+      SlotWord::new(loser.generation, loser_owner.0 + 1, SlotState::Leased)
     );
     let _ = world.pool.release(loser_owner, loser).unwrap();
     for expected in [first, winner] {
@@ -383,7 +382,7 @@ fn close_races_with_send_and_recv() {
         Err(Error::Closed) => {
           assert_eq!(
             w.pool.slot_state(lease.slot).unwrap(),
-            (lease.generation, p.0 + 1, STATE_LEASED),
+            SlotWord::new(lease.generation, p.0 + 1, SlotState::Leased),
             "a refused send leaves the lease with its sender"
           );
           w.gain_checked(lease.slot, p, 9);
@@ -559,7 +558,7 @@ fn reclaiming_a_dead_participant_races_reclaimers_and_a_joiner() {
       assert_eq!(mine.slots + theirs.slots, 1);
       assert_eq!(
         world.pool.slot_state(lease.slot).unwrap(),
-        (lease.generation, me.0 + 1, STATE_LEASED)
+        SlotWord::new(lease.generation, me.0 + 1, SlotState::Leased)
       );
       let _ = world.pool.release(me, lease).unwrap();
       world.assert_quiescent();
