@@ -275,14 +275,7 @@ fn attach_channel(
   let memory = RegionMemory::Js(memory);
   let channel = match create {
     Some((capacity, uid)) => Channel::create(memory, capacity, uid, pool_uid),
-    None => Channel::attach(memory).and_then(|c| {
-      if c.pool_uid() != pool_uid {
-        return Err(CoreError::BadHandle(
-          "the channel carries slots of another pool",
-        ));
-      }
-      Ok(c)
-    }),
+    None => Channel::attach_to_pool(memory, pool_uid),
   };
   match channel {
     Ok(channel) => Ok(Attachment {
@@ -493,16 +486,6 @@ pub fn init(exports: Object, env: Env) -> Result<()> {
 
 // ---- file-backed regions (cross-process) ------------------------------------------------------
 
-fn pool_file_name(name: &str) -> Result<String, String> {
-  shm::validate_name(name).map_err(shm_error)?;
-  Ok(format!("sabpool.{name}.pool"))
-}
-
-fn channel_file_name(name: &str) -> Result<String, String> {
-  shm::validate_name(name).map_err(shm_error)?;
-  Ok(format!("sabpool.{name}.channel"))
-}
-
 fn mapped(file: std::sync::Arc<RegionFile>) -> Result<MappedMemory, String> {
   MappedMemory::new(file).map_err(js_error)
 }
@@ -522,21 +505,10 @@ pub fn pool_create_file(
   mode: u32,
 ) -> Result<Attachment, String> {
   hook_cleanup(&env)?;
-  let file_name = pool_file_name(&name)?;
+  // Checked first, so a bad name is reported before a bad geometry, as before.
+  shm::pool_file_name(&name).map_err(shm_error)?;
   let layout = PoolLayout::new(slot_size, slots, max_participants).map_err(js_error)?;
-  let file = shm::create(
-    Path::new(&dir),
-    &file_name,
-    layout.total_len,
-    mode,
-    |memory| Pool::create(memory, slot_size, slots, max_participants, uid).map(|_| ()),
-    |memory| {
-      Pool::attach(memory)?
-        .live_participants(shm::process_alive)
-        .map(|n| n == 0)
-    },
-  )
-  .map_err(shm_error)?;
+  let file = shm::create_pool_file(Path::new(&dir), &name, layout, uid, mode).map_err(shm_error)?;
   let pool = Pool::attach(RegionMemory::File(mapped(file)?));
   join_pool(pool, None)
 }
@@ -547,8 +519,7 @@ pub fn pool_create_file(
 #[napi]
 pub fn pool_open_file(env: Env, dir: String, name: String) -> Result<Attachment, String> {
   hook_cleanup(&env)?;
-  let path = Path::new(&dir).join(pool_file_name(&name)?);
-  let file = RegionFile::open(&path).map_err(shm_error)?;
+  let file = shm::open_pool_file(Path::new(&dir), &name).map_err(shm_error)?;
   let pool = Pool::attach(RegionMemory::File(mapped(file)?)).and_then(|pool| {
     let reclaimed = pool.reclaim_dead(shm::process_alive)?;
     pool.memory().deliver(reclaimed.wake, layout::P_FREE_EPOCH);
@@ -568,12 +539,8 @@ fn file_channel(
     )));
   }
   let file = open(pool_uid)?;
-  let channel = Channel::attach(RegionMemory::File(mapped(file)?)).map_err(js_error)?;
-  if channel.pool_uid() != pool_uid {
-    return Err(js_error(CoreError::BadHandle(
-      "the channel carries slots of another pool",
-    )));
-  }
+  let channel =
+    Channel::attach_to_pool(RegionMemory::File(mapped(file)?), pool_uid).map_err(js_error)?;
   Ok(Attachment {
     id: registry::insert_channel(ChannelEntry::new(channel), None),
   })
@@ -592,18 +559,10 @@ pub fn channel_create_file(
   mode: u32,
 ) -> Result<Attachment, String> {
   hook_cleanup(&env)?;
-  let file_name = channel_file_name(&name)?;
+  shm::channel_file_name(&name).map_err(shm_error)?;
   let layout = ChannelLayout::new(capacity).map_err(js_error)?;
   file_channel(pool_id, |pool_uid| {
-    shm::create(
-      Path::new(&dir),
-      &file_name,
-      layout.total_len,
-      mode,
-      |memory| Channel::create(memory, capacity, uid, pool_uid).map(|_| ()),
-      |memory| Ok(Channel::attach(memory)?.pool_uid() != pool_uid),
-    )
-    .map_err(shm_error)
+    shm::create_channel_file(Path::new(&dir), &name, layout, uid, pool_uid, mode).map_err(shm_error)
   })
 }
 
@@ -616,8 +575,10 @@ pub fn channel_open_file(
   pool_id: u32,
 ) -> Result<Attachment, String> {
   hook_cleanup(&env)?;
-  let path = Path::new(&dir).join(channel_file_name(&name)?);
-  file_channel(pool_id, |_| RegionFile::open(&path).map_err(shm_error))
+  shm::channel_file_name(&name).map_err(shm_error)?;
+  file_channel(pool_id, |_| {
+    shm::open_channel_file(Path::new(&dir), &name).map_err(shm_error)
+  })
 }
 
 /// The mapped file of a pool or channel attachment, or None for an in-process region.

@@ -104,6 +104,17 @@ impl<M: Memory> Channel<M> {
     })
   }
 
+  /// As [`Channel::attach`], also checking that the channel carries slots of the pool `pool_uid`.
+  pub fn attach_to_pool(mem: M, pool_uid: u32) -> Result<Self> {
+    let channel = Self::attach(mem)?;
+    if channel.pool_uid != pool_uid {
+      return Err(Error::BadHandle(
+        "the channel carries slots of another pool",
+      ));
+    }
+    Ok(channel)
+  }
+
   pub fn uid(&self) -> u32 {
     self.uid
   }
