@@ -207,6 +207,13 @@ impl<M: Memory> Pool<M> {
     Ok(())
   }
 
+  /// The waits of `who` registered in the free-slot waiter count, as last recorded with
+  /// [`Pool::set_parked`] (only `who` writes it while it lives).
+  pub fn parked(&self, who: Participant) -> Result<u32> {
+    let entry = self.participant_entry(who)?;
+    Ok(self.mem.u32_at(entry + PART_PARKED)?.load(Relaxed))
+  }
+
   fn participant_entry(&self, who: Participant) -> Result<usize> {
     if who.0 >= self.layout.max_participants {
       return Err(Error::BadTicket("participant index out of range"));
