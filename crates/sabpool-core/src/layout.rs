@@ -192,7 +192,7 @@ pub struct ChannelLayout {
 
 impl ChannelLayout {
   pub fn new(capacity: u32) -> Result<Self> {
-    if capacity < 2 || capacity > MAX_CAPACITY || !capacity.is_power_of_two() {
+    if !(2..=MAX_CAPACITY).contains(&capacity) || !capacity.is_power_of_two() {
       return Err(Error::BadHandle(
         "capacity must be a power of two in 2..=2^24",
       ));

@@ -55,7 +55,7 @@ fn corrupt_range(rng: &mut Rng, mem: &OwnedMemory, from: usize, to: usize) {
       write32(mem, off, value);
     }
     1 => {
-      let off = (from + 7) / 8 * 8 + (rng.below(((to - from) / 8) as u64) as usize) * 8;
+      let off = from.div_ceil(8) * 8 + (rng.below(((to - from) / 8) as u64) as usize) * 8;
       if off + 8 <= to {
         let value = rng.nasty_u64(read64(mem, off));
         write64(mem, off, value);

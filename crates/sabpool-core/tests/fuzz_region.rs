@@ -72,10 +72,10 @@ fn random_inputs_never_break_a_guarantee() {
     input.clear();
     let len = (rng.next_u64() % 1024) as usize;
     // Mostly small bytes (they select operations and small indices), sometimes anything.
-    let wild = rng.next_u64() % 4 == 0;
+    let wild = rng.next_u64().is_multiple_of(4);
     for _ in 0..len {
       let r = rng.next_u64();
-      input.push(if wild || r % 3 == 0 {
+      input.push(if wild || r.is_multiple_of(3) {
         (r >> 8) as u8
       } else {
         (r >> 8) as u8 % 24

@@ -58,11 +58,13 @@ impl World {
     if let Err(other) = self.tags[slot as usize].compare_exchange(0, tag, Relaxed, Relaxed) {
       panic!("slot {slot} gained by {tag} while {other} holds it");
     }
+    // SAFETY: `p` points at the cell's value; loom checks that no other access races this one.
     self.payload[slot as usize].with_mut(|p| unsafe { *p = value });
   }
 
   /// `who` gained `slot` from a sender who wrote `expected` into it.
   fn gain_checked(&self, slot: u32, who: Participant, expected: u64) {
+    // SAFETY: as in `gain`: loom reports a read racing a write.
     let seen = self.payload[slot as usize].with(|p| unsafe { *p });
     assert_eq!(
       seen, expected,
@@ -73,6 +75,7 @@ impl World {
 
   /// `who` gives `slot` up; returns the payload value it holds.
   fn give_up(&self, slot: u32, who: Participant) -> u64 {
+    // SAFETY: as in `gain`: loom reports a read racing a write.
     let value = self.payload[slot as usize].with(|p| unsafe { *p });
     let tag = who.0 + 1;
     if let Err(other) = self.tags[slot as usize].compare_exchange(tag, 0, Relaxed, Relaxed) {
@@ -228,7 +231,8 @@ fn handoff_adopt_publishes_length_and_payload() {
     let sender = thread::spawn(move || {
       w.gain(lease.slot, a, 77);
       w.give_up(lease.slot, a);
-      let lease = w.pool.handoff(a, lease, 5).unwrap();
+      let handed = w.pool.handoff(a, lease, 5).unwrap();
+      assert_eq!(handed.generation, lease.generation.wrapping_add(1));
     });
     // The receiver tries while the sender may not have handed off yet. The ticket carries the
     // generation the handoff moves to.

@@ -1,7 +1,7 @@
 //! Processes sharing a file-backed pool and channel: producer and consumer processes (this test
 //! binary re-run in a child role) move a million slots with checksums, parking on futexes in the
 //! mapped file whenever the pool is empty or the channel full or empty.
-#![cfg(target_os = "linux")]
+#![cfg(all(target_os = "linux", not(loom)))]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

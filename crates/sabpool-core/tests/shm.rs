@@ -1,6 +1,6 @@
 //! File-backed regions: creating, publishing, opening, refusing files that are not regions,
 //! replacing stale ones, unlinking, and reclaiming the participants of dead processes.
-#![cfg(unix)]
+#![cfg(all(unix, not(loom)))]
 
 mod common;
 

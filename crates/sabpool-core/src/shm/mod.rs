@@ -15,11 +15,17 @@ use std::sync::Arc;
 use super::channel::Channel;
 use super::error::{Error, Result};
 use super::layout::{ChannelLayout, PoolLayout};
-use super::mem::{Memory, SharedMemory};
+use super::mem::Memory;
 use super::pool::Pool;
-use super::sync::{AtomicU32, AtomicU64};
 
+// The one unsafe step of file-backed regions: a mapping as `SharedMemory`.
+#[allow(unsafe_code)]
+mod mapped;
+pub use mapped::MappedMemory;
+
+// Unsafe only for `kill(pid, 0)`.
 #[cfg(unix)]
+#[allow(unsafe_code)]
 mod unix;
 #[cfg(unix)]
 pub use unix::{pid_namespace, process_alive, process_start_time, this_process, RegionFile};
@@ -263,49 +269,6 @@ pub fn open_pool_file(dir: &Path, name: &str) -> std::result::Result<Arc<RegionF
 /// attaching ([`Channel::attach_to_pool`]).
 pub fn open_channel_file(dir: &Path, name: &str) -> std::result::Result<Arc<RegionFile>, ShmError> {
   RegionFile::open(&dir.join(channel_file_name(name)?))
-}
-
-/// A mapped region file as [`Memory`]; keeps the mapping alive.
-pub struct MappedMemory {
-  // Declared first so it is dropped before the mapping it points into.
-  view: SharedMemory,
-  file: Arc<RegionFile>,
-}
-
-impl MappedMemory {
-  pub fn new(file: Arc<RegionFile>) -> Result<Self> {
-    // SAFETY: the mapping is valid for reads and writes of `len()` bytes until `file` is dropped,
-    // and `self` holds `file` for as long as `view` lives (and drops `view` first). Other
-    // processes write the same pages concurrently; the core only accesses them atomically, and
-    // any bit pattern is a valid integer.
-    let view = unsafe { SharedMemory::new(file.as_ptr(), file.len()) }?;
-    Ok(MappedMemory { view, file })
-  }
-
-  pub fn file(&self) -> &Arc<RegionFile> {
-    &self.file
-  }
-}
-
-impl Clone for MappedMemory {
-  fn clone(&self) -> Self {
-    MappedMemory::new(self.file.clone()).expect("a mapping that was valid stays valid")
-  }
-}
-
-impl Memory for MappedMemory {
-  #[inline]
-  fn len(&self) -> usize {
-    self.view.len()
-  }
-  #[inline]
-  fn u32_at(&self, offset: usize) -> Result<&AtomicU32> {
-    self.view.u32_at(offset)
-  }
-  #[inline]
-  fn u64_at(&self, offset: usize) -> Result<&AtomicU64> {
-    self.view.u64_at(offset)
-  }
 }
 
 #[cfg(test)]
