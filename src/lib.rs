@@ -4,12 +4,13 @@
 //! errors to JS errors with stable codes.
 //!
 //! Modules, each depending only on those listed before it:
-//! - `errors`: native errors as JS sees them (the code is the error's status string).
 //! - `region`: the memory of an attached region and how wake-ups are delivered on it.
 //! - `memory` (unsafe): adopting a SharedArrayBuffer view's memory; a mapped file as an external
 //!   (Shared)ArrayBuffer.
 //! - `watch`: the watcher thread that serves async waits on a file-backed region.
 //! - `registry`: this thread's table of attachments.
+//! - `errors`: native errors as JS sees them (the code is the error's status string), and
+//!   lookups of attachments that fail with them.
 //! - `fastcall` (unsafe): the hot operations as hand-written Node-API callbacks.
 //! - `attach`: create, attach, open, close, unlink; reclaiming slots of participants gone.
 //! - `waits`: waiter counts, futex waits and watchers of file-backed regions.

@@ -12,30 +12,10 @@ use sabpool_core::layout::{self, ChannelLayout, PoolLayout};
 use sabpool_core::shm::{self, MappedMemory, RegionFile};
 use sabpool_core::{Channel, Lease, Pool, Wake};
 
-use super::errors;
+use super::errors::{self, on_channel, on_pool};
 use super::memory::{self, ViewRef};
 use super::region::RegionMemory;
 use super::registry::{self, ChannelEntry, PoolEntry};
-
-/// Runs `f` on a pool attachment of this thread; maps lookup and core errors to JS errors.
-pub fn on_pool<T>(
-  id: u32,
-  f: impl FnOnce(&PoolEntry) -> sabpool_core::Result<T>,
-) -> Result<T, String> {
-  registry::with_pool(id, f)
-    .map_err(errors::lookup)?
-    .map_err(errors::core)
-}
-
-/// Runs `f` on a channel attachment of this thread; maps lookup and core errors to JS errors.
-pub fn on_channel<T>(
-  id: u32,
-  f: impl FnOnce(&ChannelEntry) -> sabpool_core::Result<T>,
-) -> Result<T, String> {
-  registry::with_channel(id, f)
-    .map_err(errors::lookup)?
-    .map_err(errors::core)
-}
 
 /// Keeps one attached pool or channel alive for this thread; dropping it (garbage collection)
 /// detaches it and reclaims the slots it still holds.

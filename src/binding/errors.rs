@@ -4,7 +4,7 @@
 use sabpool_core::shm::ShmError;
 use sabpool_core::Error as CoreError;
 
-use super::registry::Lookup;
+use super::registry::{self, ChannelEntry, Lookup, PoolEntry};
 
 pub const DETACHED: &str = "ERR_SABPOOL_DETACHED";
 pub const DETACHED_MESSAGE: &str = "this pool or channel has been detached in this thread";
@@ -44,4 +44,20 @@ pub fn lookup(e: Lookup) -> napi::Error<String> {
     Lookup::Unknown => error(DETACHED, DETACHED_MESSAGE),
     Lookup::Busy => internal("re-entrant call into this thread's attachment table"),
   }
+}
+
+/// Runs `f` on a pool attachment of this thread; maps lookup and core errors to JS errors.
+pub fn on_pool<T>(
+  id: u32,
+  f: impl FnOnce(&PoolEntry) -> sabpool_core::Result<T>,
+) -> napi::Result<T, String> {
+  registry::with_pool(id, f).map_err(lookup)?.map_err(core)
+}
+
+/// Runs `f` on a channel attachment of this thread; maps lookup and core errors to JS errors.
+pub fn on_channel<T>(
+  id: u32,
+  f: impl FnOnce(&ChannelEntry) -> sabpool_core::Result<T>,
+) -> napi::Result<T, String> {
+  registry::with_channel(id, f).map_err(lookup)?.map_err(core)
 }

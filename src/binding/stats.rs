@@ -8,8 +8,7 @@ use sabpool_core::layout::{self, PoolLayout};
 use sabpool_core::shm;
 use sabpool_core::Error as CoreError;
 
-use super::attach::{on_channel, on_pool};
-use super::errors;
+use super::errors::{self, on_channel, on_pool};
 use super::fastcall;
 use super::registry;
 use super::waits::Site;

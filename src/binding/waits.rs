@@ -11,8 +11,7 @@ use sabpool_core::layout::{C_RECV_EPOCH, C_SEND_EPOCH, P_FREE_EPOCH};
 use sabpool_core::mem::Memory;
 use sabpool_core::shm::MappedMemory;
 
-use super::attach::{on_channel, on_pool};
-use super::errors;
+use super::errors::{self, on_channel, on_pool};
 use super::registry;
 use super::watch::Watcher;
 
