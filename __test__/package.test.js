@@ -97,10 +97,10 @@ describe('npm pack → npm install into an empty project', { skip: HERE ? false 
   it('the main tarball has the JS, the types, the loader and the Rust sources, but no binary', () => {
     const files = packed.main.files
     const lib = fs.readdirSync(path.join(ROOT, 'lib')).filter((f) => f.endsWith('.js')).map((f) => `lib/${f}`)
-    for (const f of ['package.json', 'README.md', 'index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', ...lib, 'binding.js', 'binding.d.ts', 'scripts/install.js', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs']) {
+    for (const f of ['package.json', 'README.md', 'index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', ...lib, 'binding.js', 'binding.d.ts', 'scripts/install.js', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'crates/sabpool-core/Cargo.toml', 'crates/sabpool-core/src/lib.rs']) {
       assert.ok(files.includes(f), `main tarball lacks ${f}`)
     }
-    const unexpected = files.filter((f) => !/^(package\.json|README\.md|index\.(js|mjs|d\.ts|d\.mts)|lib\/[a-z]+\.js|binding\.(js|d\.ts)|scripts\/install\.js|Cargo\.(toml|lock)|build\.rs|src\/.+\.rs)$/.test(f))
+    const unexpected = files.filter((f) => !/^(package\.json|README\.md|index\.(js|mjs|d\.ts|d\.mts)|lib\/[a-z]+\.js|binding\.(js|d\.ts)|scripts\/install\.js|Cargo\.(toml|lock)|build\.rs|src\/.+\.rs|crates\/sabpool-core\/(Cargo\.toml|src\/.+\.rs))$/.test(f))
     assert.deepEqual(unexpected, [], 'unexpected files in the main tarball')
     assert.ok(packed.main.size < 500_000, `main tarball is ${packed.main.size} bytes`)
   })

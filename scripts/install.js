@@ -124,7 +124,7 @@ function hasCargo() {
 }
 
 function hasSources() {
-  return ['Cargo.toml', 'build.rs', path.join('src', 'lib.rs')].every((f) => fs.existsSync(path.join(ROOT, f)))
+  return ['Cargo.toml', 'build.rs', path.join('src', 'lib.rs'), path.join('crates', 'sabpool-core', 'Cargo.toml'), path.join('crates', 'sabpool-core', 'src', 'lib.rs')].every((f) => fs.existsSync(path.join(ROOT, f)))
 }
 
 function isSourceCheckout() {
@@ -226,7 +226,7 @@ function main() {
       ? `Fix: make sure optional dependencies are installed (no --omit=optional / --no-optional; npm bug npm/cli#4828: delete node_modules and package-lock.json and reinstall), or install ${PLATFORM_PACKAGE}@${PKG.version} directly.`
       : 'Fix: install a Rust toolchain (https://rustup.rs) so that npm install can build sabpool from source (`cargo` on PATH), then reinstall.',
     cargo ? '' : '`cargo` was not found on PATH, so building from source was not possible (Rust: https://rustup.rs).',
-    hasSources() ? '' : 'The Rust sources (Cargo.toml, build.rs, src/) are missing from this package.',
+    hasSources() ? '' : 'The Rust sources (Cargo.toml, build.rs, src/, crates/sabpool-core/) are missing from this package.',
   ].filter(Boolean))
 }
 
