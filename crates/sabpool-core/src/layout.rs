@@ -87,7 +87,7 @@ pub const C_SEND_WAITERS: usize = 4 * LINE;
 pub const C_SEND_EPOCH: usize = 4 * LINE + 4;
 pub const C_SEND_WAITS: usize = 4 * LINE + 8; // u64
 pub const C_CELLS: usize = 5 * LINE;
-/// Ring cell: sequence (u64), value (u64, [`Lease::to_cell`](super::pool::Lease::to_cell)).
+/// Ring cell: sequence (u64), value (u64, [`Lease::to_cell`](super::words::Lease::to_cell)).
 pub const CELL_SIZE: usize = 16;
 pub const MAX_CAPACITY: u32 = 1 << 24;
 

@@ -18,6 +18,7 @@ use super::error::{Error, Result};
 use super::layout::*;
 use super::mem::Memory;
 use super::sync::{spin_hint, Ordering::*};
+pub use super::words::Lease;
 use super::words::{FreeHead, SlotState, SlotWord};
 
 /// Free-list terminator.
@@ -25,13 +26,6 @@ pub const NIL: u32 = u32::MAX;
 /// How many times a lock-free loop retries before giving up with [`Error::Contended`]. Far above
 /// what real contention needs; it only bounds loops over memory that something keeps scribbling on.
 pub const MAX_RETRIES: u32 = 1 << 20;
-
-/// A borrowed slot as the core sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lease {
-  pub slot: u32,
-  pub generation: u32,
-}
 
 /// A participant's index in the region's participant table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

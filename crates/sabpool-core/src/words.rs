@@ -5,8 +5,6 @@
 //! Unpacking never fails: any bits read from shared memory (which anything may have scribbled on)
 //! give a value, and the code using it decides whether that value is acceptable.
 
-use super::pool::Lease;
-
 /// The state byte of a slot word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlotState {
@@ -124,6 +122,13 @@ impl FreeHead {
       tag: self.tag.wrapping_add(1),
     }
   }
+}
+
+/// A borrowed slot as the core sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+  pub slot: u32,
+  pub generation: u32,
 }
 
 impl Lease {
