@@ -20,9 +20,9 @@ export type SabpoolErrorCode =
   | 'ERR_SABPOOL_BAD_LENGTH'
   /** The lease is not owned here any more: released, handed off, sent, adopted twice, or stale. */
   | 'ERR_SABPOOL_STALE_LEASE'
-  /** The ticket cannot name a slot of this pool: malformed, from another pool, out of range. */
+  /** The ticket cannot name a slot of this pool: malformed, from another pool, out of range (TypeError). */
   | 'ERR_SABPOOL_BAD_TICKET'
-  /** The handle or its memory is not a valid sabpool pool or channel. */
+  /** The handle, its memory or the named file is not a valid sabpool pool or channel (TypeError). */
   | 'ERR_SABPOOL_BAD_HANDLE'
   /** A wait reached its `timeout`. */
   | 'ERR_SABPOOL_TIMEOUT'
@@ -52,8 +52,10 @@ export type SabpoolErrorCode =
   | 'ERR_SABPOOL_IO'
   /** File-backed pools and channels are not available on this platform (Windows). */
   | 'ERR_SABPOOL_UNSUPPORTED'
-  /** A file-only operation on an in-process pool or channel, or a file-backed channel for an in-process pool. */
+  /** A file-only operation on an in-process pool or channel, or a file-backed channel for an in-process pool (TypeError). */
   | 'ERR_SABPOOL_NOT_FILE'
+  /** A defect in sabpool itself (an unexpected native status, a failed internal borrow): please report it. */
+  | 'ERR_SABPOOL_INTERNAL'
 
 /** An error thrown by sabpool: `code` says which, `cause` carries the underlying error if any. */
 export interface SabpoolError extends Error {
@@ -264,7 +266,7 @@ export declare class SharedPool {
   /**
    * Removes a file-backed pool's name; processes that have it open keep using it and the memory
    * is freed when the last one detaches. false if the name was gone or names another pool now.
-   * @throws `ERR_SABPOOL_NOT_FILE` for an in-process pool.
+   * @throws `ERR_SABPOOL_NOT_FILE` (TypeError) for an in-process pool.
    */
   unlink(): boolean
   /**
@@ -326,6 +328,10 @@ export interface ChannelStats {
   sendWaits: number
   /** Times a receiver parked because the ring was empty. */
   recvWaits: number
+  /** Senders waiting for room right now, over every thread. */
+  sendWaiting: number
+  /** Receivers waiting for a lease right now, over every thread. */
+  recvWaiting: number
   closed: boolean
 }
 

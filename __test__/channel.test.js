@@ -30,12 +30,12 @@ function track(promise) {
 }
 
 /**
- * White-box: the registered parked receivers and senders of a channel (shared words the wrapper
- * parks on). Every wait must withdraw its registration when it ends, however it ends.
+ * The registered parked receivers and senders of a channel (from its stats). Every wait must
+ * withdraw its registration when it ends, however it ends.
  */
 function waiters(channel) {
-  const i32 = new Int32Array(channel.handle.buffer, 0, (_internal.OFFSETS.sendWaiters >>> 2) + 1)
-  return { recv: i32[_internal.OFFSETS.recvWaiters >>> 2], send: i32[_internal.OFFSETS.sendWaiters >>> 2] }
+  const { recvWaiting, sendWaiting } = channel.stats()
+  return { recv: recvWaiting, send: sendWaiting }
 }
 
 /**
@@ -127,7 +127,7 @@ describe('new Channel(pool, options)', () => {
     assert.equal(clone.kind, handle.kind)
     assert.ok(clone.buffer instanceof SharedArrayBuffer)
     assert.equal(clone.pool.kind, pool.handle.kind)
-    assert.deepEqual(channel.stats(), { capacity: 8, queued: 0, sent: 0, received: 0, sendWaits: 0, recvWaits: 0, closed: false })
+    assert.deepEqual(channel.stats(), { capacity: 8, queued: 0, sent: 0, received: 0, sendWaits: 0, recvWaits: 0, sendWaiting: 0, recvWaiting: 0, closed: false })
   })
 
   it('accepts every power of two it was asked for, and a spin option', () => {
@@ -190,7 +190,7 @@ describe('send and receive in one thread', () => {
       }
       assert.equal(channel.tryRecv(), null)
     }
-    assert.deepEqual(channel.stats(), { capacity: 4, queued: 0, sent, received, sendWaits: 0, recvWaits: 0, closed: false })
+    assert.deepEqual(channel.stats(), { capacity: 4, queued: 0, sent, received, sendWaits: 0, recvWaits: 0, sendWaiting: 0, recvWaiting: 0, closed: false })
     const stats = pool.stats()
     assert.equal(stats.inUse, 0)
     assert.equal(stats.acquired, sent)
@@ -269,7 +269,7 @@ describe('send and receive in one thread', () => {
     assert.equal(channel.trySend(extra), false)
     assert.equal(extra.owned, true)
     assert.equal(readText(extra), 'c')
-    assert.deepEqual(channel.stats(), { capacity: 2, queued: 2, sent: 2, received: 0, sendWaits: 0, recvWaits: 0, closed: false })
+    assert.deepEqual(channel.stats(), { capacity: 2, queued: 2, sent: 2, received: 0, sendWaits: 0, recvWaits: 0, sendWaiting: 0, recvWaiting: 0, closed: false })
     assert.equal(pool.stats().inUse, 3)
     assert.deepEqual(drainTexts(channel), ['a', 'b'])
     assert.equal(channel.trySend(extra), true, 'room again')
@@ -624,7 +624,7 @@ describe('close()', () => {
     assert.equal(channel.recvSync(), null)
     assert.equal(channel.recvSync({ timeout: 0 }), null)
     assert.equal(channel.recvMany(4), null)
-    assert.deepEqual(channel.stats(), { capacity: 8, queued: 0, sent: 6, received: 6, sendWaits: 0, recvWaits: 0, closed: true })
+    assert.deepEqual(channel.stats(), { capacity: 8, queued: 0, sent: 6, received: 6, sendWaits: 0, recvWaits: 0, sendWaiting: 0, recvWaiting: 0, closed: true })
     assert.equal(pool.stats().inUse, 0)
   })
 

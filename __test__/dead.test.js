@@ -10,13 +10,13 @@ const { describe, it, afterEach } = require('node:test')
 const assert = require('node:assert/strict')
 const { setTimeout: sleep } = require('node:timers/promises')
 
-const { SharedPool, Channel, Lease, _internal } = require('..')
+const { SharedPool, Channel, Lease } = require('..')
 const { waitFor, assertConsistent, assertAllFreeOnce, spawnWorker, terminateWorkers, trackChannel, closeChannels } = require('./helpers.js')
 
-/** White-box: parked receivers/senders registered in a channel's shared words. */
+/** Parked receivers/senders registered on a channel (its stats). */
 function channelWaiters(channel) {
-  const i32 = new Int32Array(channel.handle.buffer, 0, (_internal.OFFSETS.sendWaiters >>> 2) + 1)
-  return { recv: i32[_internal.OFFSETS.recvWaiters >>> 2], send: i32[_internal.OFFSETS.sendWaiters >>> 2] }
+  const { recvWaiting, sendWaiting } = channel.stats()
+  return { recv: recvWaiting, send: sendWaiting }
 }
 
 /** A channel closed after the test (see `closeChannels`). */

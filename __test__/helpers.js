@@ -136,7 +136,7 @@ function trackChannel(channel) {
 /** Closes every channel `trackChannel` remembered (for afterEach). */
 function closeChannels() {
   for (const channel of openChannels) {
-    try { channel.close() } catch {}
+    try { channel.close() } catch { /* detached already: nothing to close */ }
   }
   openChannels.clear()
 }

@@ -71,7 +71,7 @@ describe('package.json and npm/ platform packages', () => {
       import: { types: './index.d.mts', default: './index.mjs' },
       require: { types: './index.d.ts', default: './index.js' },
     })
-    for (const f of ['index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', 'binding.js', 'binding.d.ts', 'scripts/install.js']) {
+    for (const f of ['index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', 'lib/', 'binding.js', 'binding.d.ts', 'scripts/install.js']) {
       assert.ok(PKG.files.includes(f), `files lacks ${f}`)
       assert.ok(fs.existsSync(path.join(ROOT, f)), `${f} is missing (binding.* come from npm run build)`)
     }
@@ -96,10 +96,11 @@ describe('npm pack → npm install into an empty project', { skip: HERE ? false 
 
   it('the main tarball has the JS, the types, the loader and the Rust sources, but no binary', () => {
     const files = packed.main.files
-    for (const f of ['package.json', 'README.md', 'index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', 'binding.js', 'binding.d.ts', 'scripts/install.js', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs']) {
+    const lib = fs.readdirSync(path.join(ROOT, 'lib')).filter((f) => f.endsWith('.js')).map((f) => `lib/${f}`)
+    for (const f of ['package.json', 'README.md', 'index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', ...lib, 'binding.js', 'binding.d.ts', 'scripts/install.js', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'crates/sabpool-core/Cargo.toml', 'crates/sabpool-core/src/lib.rs']) {
       assert.ok(files.includes(f), `main tarball lacks ${f}`)
     }
-    const unexpected = files.filter((f) => !/^(package\.json|README\.md|index\.(js|mjs|d\.ts|d\.mts)|binding\.(js|d\.ts)|scripts\/install\.js|Cargo\.(toml|lock)|build\.rs|src\/.+\.rs)$/.test(f))
+    const unexpected = files.filter((f) => !/^(package\.json|README\.md|index\.(js|mjs|d\.ts|d\.mts)|lib\/[a-z]+\.js|binding\.(js|d\.ts)|scripts\/install\.js|Cargo\.(toml|lock)|build\.rs|src\/.+\.rs|crates\/sabpool-core\/(Cargo\.toml|src\/.+\.rs))$/.test(f))
     assert.deepEqual(unexpected, [], 'unexpected files in the main tarball')
     assert.ok(packed.main.size < 500_000, `main tarball is ${packed.main.size} bytes`)
   })

@@ -86,7 +86,9 @@ describe('piscina example', () => {
           if (!t) continue
           try {
             pool.adopt(t).release()
-          } catch {}
+          } catch {
+            // adopted and released by a worker already
+          }
         }
       }
     })

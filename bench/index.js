@@ -14,7 +14,7 @@ if (typeof global.gc !== 'function') {
 
 const fs = require('node:fs')
 const { USAGE, parseArgs, configure } = require('./cli.js')
-const { MECHANISMS, TINY, get } = require('./mechanisms/index.js')
+const { MECHANISMS, TINY } = require('./mechanisms/index.js')
 const { WorkerHost } = require('./host.js')
 const { runCell, runParked } = require('./runner.js')
 const { timerOverheadNs, stopObservingGc } = require('./harness.js')

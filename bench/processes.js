@@ -15,21 +15,24 @@ const { fmtSize } = require('./report.js')
 async function withChild(m, run) {
   const host = new ProcessHost(m)
   let ok = false
+  let out
+  let cleanupError
   try {
     await host.guard(host.next()) // hello
-    const out = await run(host)
+    out = await run(host)
     ok = true
-    return out
   } catch (err) {
     // A sync mechanism sees "closed" or a timeout; the child's own report says why.
     if (host.failure === null) await Promise.race([host.failed.catch(() => {}), new Promise((resolve) => setTimeout(resolve, 200))])
     if (host.failure !== null && host.failure !== err) err.message += `\n  (${host.failure.message})`
     throw err
   } finally {
-    const cleanupError = host.cleanUp()
+    cleanupError = host.cleanUp()
     await host.close({ kill: !ok })
-    if (ok && cleanupError !== null) throw cleanupError // otherwise the cell's own error wins
   }
+  // Only reached when the cell succeeded: after a failure the cell's own error wins.
+  if (cleanupError !== null) throw cleanupError
+  return out
 }
 
 /**

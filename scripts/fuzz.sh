@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes sabpool's core for SECONDS seconds (default 300) with cargo-fuzz (libFuzzer +
+# Fuzzes sabpool-core (crates/sabpool-core) for SECONDS seconds (default 300) with cargo-fuzz (libFuzzer +
 # AddressSanitizer, debug assertions on): fuzz/fuzz_targets/region.rs builds a pool and a channel,
 # overwrites part of their regions with fuzz bytes, attaches, and runs a fuzz-chosen operation
 # sequence (see fuzz/src/lib.rs for what must never happen).
@@ -11,7 +11,7 @@
 # fuzz/artifacts/region/ and reproduced with
 #   cd fuzz && cargo +nightly fuzz run region artifacts/region/<file>
 # or, on stable, by dropping it into fuzz/corpus/region and running
-#   cargo test --release --test fuzz_region
+#   cargo test --release -p sabpool-core --test fuzz_region
 # Exits non-zero if the fuzzer found a crash, a hang (-timeout, 5 s per input) or a leak.
 set -euo pipefail
 seconds=${1:-300}

@@ -43,7 +43,9 @@ function isMusl() {
   if (process.platform !== 'linux') return false
   try {
     return fs.readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
-  } catch {}
+  } catch {
+    // no readable ldd: ask the process report below
+  }
   const report = process.report && typeof process.report.getReport === 'function' ? process.report.getReport() : null
   if (report && report.header && report.header.glibcVersionRuntime) return false
   if (report && Array.isArray(report.sharedObjects)) return report.sharedObjects.some((f) => f.includes('libc.musl-') || f.includes('ld-musl-'))
@@ -122,7 +124,7 @@ function hasCargo() {
 }
 
 function hasSources() {
-  return ['Cargo.toml', 'build.rs', path.join('src', 'lib.rs')].every((f) => fs.existsSync(path.join(ROOT, f)))
+  return ['Cargo.toml', 'build.rs', path.join('src', 'lib.rs'), path.join('crates', 'sabpool-core', 'Cargo.toml'), path.join('crates', 'sabpool-core', 'src', 'lib.rs')].every((f) => fs.existsSync(path.join(ROOT, f)))
 }
 
 function isSourceCheckout() {
@@ -130,7 +132,9 @@ function isSourceCheckout() {
   let real = ROOT
   try {
     real = fs.realpathSync(ROOT)
-  } catch {}
+  } catch {
+    // keep ROOT as it is
+  }
   return !real.split(path.sep).includes('node_modules')
 }
 
@@ -151,7 +155,9 @@ function buildCheckout() {
   let napiCli = null
   try {
     napiCli = require.resolve('@napi-rs/cli/package.json', { paths: [ROOT] })
-  } catch {}
+  } catch {
+    // not installed: reported just below
+  }
   if (!napiCli) {
     fail([
       'This is a source checkout of sabpool, but the napi CLI (@napi-rs/cli, a devDependency) is not installed.',
@@ -220,7 +226,7 @@ function main() {
       ? `Fix: make sure optional dependencies are installed (no --omit=optional / --no-optional; npm bug npm/cli#4828: delete node_modules and package-lock.json and reinstall), or install ${PLATFORM_PACKAGE}@${PKG.version} directly.`
       : 'Fix: install a Rust toolchain (https://rustup.rs) so that npm install can build sabpool from source (`cargo` on PATH), then reinstall.',
     cargo ? '' : '`cargo` was not found on PATH, so building from source was not possible (Rust: https://rustup.rs).',
-    hasSources() ? '' : 'The Rust sources (Cargo.toml, build.rs, src/) are missing from this package.',
+    hasSources() ? '' : 'The Rust sources (Cargo.toml, build.rs, src/, crates/sabpool-core/) are missing from this package.',
   ].filter(Boolean))
 }
 

@@ -140,7 +140,9 @@ function runFile(bin, file, env, timeoutMs) {
       timedOut = true
       try {
         process.kill(-child.pid, 'SIGKILL')
-      } catch {}
+      } catch {
+        // the process group is gone already
+      }
     }, timeoutMs)
     child.on('close', (status, signal) => {
       clearTimeout(timer)
@@ -154,7 +156,9 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
     if (running) {
       try {
         process.kill(-running.pid, 'SIGKILL')
-      } catch {}
+      } catch {
+        // the process group is gone already
+      }
     }
     process.exit(130)
   })

@@ -77,7 +77,7 @@ function main() {
   }
   if (problems.length) throw new Error(problems.join('\n'))
 
-  const sourcesMtime = Math.max(...['src', 'Cargo.toml', 'Cargo.lock', 'build.rs'].map((f) => newestMtime(path.join(ROOT, f))))
+  const sourcesMtime = Math.max(...['src', 'crates', 'Cargo.toml', 'Cargo.lock', 'build.rs'].map((f) => newestMtime(path.join(ROOT, f))))
   const result = { main: pack(ROOT, args.out), platforms: [], skipped: [] }
   say(`${path.basename(result.main.tarball)}: ${result.main.files.length} files, ${result.main.size} bytes`)
 

@@ -63,8 +63,10 @@ const DEFAULTS = {
   rssTolerancePct: 10,
   rssCeilingMiB: 64,
   heapToleranceMiB: 8,
-  /** Self-test: bytes the main thread keeps per round trip (a planted leak). */
+  /** Self-test: bytes the main thread keeps per round trip once measuring has started (a planted
+   * leak), up to `leakTotal` bytes in all, so what is planted does not depend on the throughput. */
   leak: 0,
+  leakTotal: Infinity,
   log: null,
 }
 
@@ -75,7 +77,7 @@ function parseArgs(argv) {
     '--seconds': 'seconds', '--warmup': 'warmup', '--workers': 'workers', '--slots': 'slots',
     '--slot-size': 'slotSize', '--capacity': 'capacity', '--rss-tolerance': 'rssToleranceMiB',
     '--rss-tolerance-pct': 'rssTolerancePct', '--rss-ceiling': 'rssCeilingMiB',
-    '--heap-tolerance': 'heapToleranceMiB', '--leak': 'leak',
+    '--heap-tolerance': 'heapToleranceMiB', '--leak': 'leak', '--leak-total': 'leakTotal',
   })
 }
 
@@ -137,6 +139,8 @@ async function runSoak(options = {}) {
   let ticketsIn = 0
   let damaged = 0
   const leaked = []
+  let leakedBytes = 0
+  let measuring = false
 
   function received(lease) {
     const problem = P.checkReturned(lease)
@@ -144,7 +148,10 @@ async function runSoak(options = {}) {
       damaged++
       fail(`payload came back damaged: ${problem}`)
     }
-    if (o.leak > 0) leaked.push(Buffer.alloc(o.leak, 1))
+    if (measuring && o.leak > 0 && leakedBytes < o.leakTotal) {
+      leaked.push(Buffer.alloc(o.leak, 1))
+      leakedBytes += o.leak
+    }
     lease.release()
     mainCalls++
     consumed++
@@ -246,6 +253,7 @@ async function runSoak(options = {}) {
   await sleep(o.warmup * 500)
   await settle()
   const start = { memory: snapshot(), pool: pool.stats(), produced, consumed, t: performance.now() }
+  measuring = true
   log(`start (after ${o.warmup} s warm-up and GC): rss ${(start.memory.rss / MiB).toFixed(1)} MiB, heap ${(start.memory.heapUsed / MiB).toFixed(1)} MiB, ${produced} round trips so far`)
   const tick = setInterval(() => {
     const m = snapshot()

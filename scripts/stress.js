@@ -29,7 +29,7 @@
 
 const path = require('node:path')
 const { Worker, MessageChannel } = require('node:worker_threads')
-const { SharedPool, Channel, _internal } = require('..')
+const { SharedPool, Channel } = require('..')
 const S = require('./stress-shared.js')
 const { parseFlags, n, verdictLines, main } = require('./cli-common.js')
 
@@ -81,10 +81,10 @@ function check(options) {
   return o
 }
 
-/** White-box: parked receivers/senders registered in a channel's shared words. */
+/** Parked receivers/senders registered on a channel (its stats). */
 function channelWaiters(channel) {
-  const i32 = new Int32Array(channel.handle.buffer, 0, (_internal.OFFSETS.sendWaiters >>> 2) + 1)
-  return { recv: i32[_internal.OFFSETS.recvWaiters >>> 2], send: i32[_internal.OFFSETS.sendWaiters >>> 2] }
+  const { recvWaiting, sendWaiting } = channel.stats()
+  return { recv: recvWaiting, send: sendWaiting }
 }
 
 /**

@@ -172,6 +172,7 @@ async function channelWaits(signal: AbortSignal): Promise<number> {
 
 const cstats: ChannelStats = channel.stats()
 expectType<number>(cstats.capacity + cstats.queued + cstats.sent + cstats.received + cstats.sendWaits + cstats.recvWaits)
+expectType<number>(cstats.sendWaiting + cstats.recvWaiting)
 expectType<boolean>(cstats.closed)
 expectType<boolean>(channel.close())
 channel.detach()

@@ -196,7 +196,9 @@ module.exports = {
         if (x === null) continue
         try {
           x.detach()
-        } catch {}
+        } catch {
+          // detached already
+        }
       }
       w.fromMain = w.toMain = w.pool = null
     },

@@ -43,7 +43,9 @@ async function runTask(piscina, pool, lease, task, runOptions) {
   } catch (err) {
     try {
       pool.adopt(ticket).release() // never adopted by a worker: still ours to release
-    } catch {} // adopted by the worker, which released it before failing (ERR_SABPOOL_STALE_LEASE)
+    } catch {
+      // adopted by the worker, which released it before failing (ERR_SABPOOL_STALE_LEASE)
+    }
     throw err
   }
   return pool.adopt(result)

@@ -20,12 +20,13 @@
 //! size, counts past their bounds), or `Error::Contended`: with one thread nothing contends, so a
 //! retry loop that runs out means corruption was spun on instead of detected.
 
-use sabpool::core::layout::*;
-use sabpool::core::mem::Memory;
-use sabpool::core::pool::{pack, NIL};
-use sabpool::core::sync::Ordering;
-use sabpool::core::{
+use sabpool_core::layout::*;
+use sabpool_core::mem::Memory;
+use sabpool_core::pool::NIL;
+use sabpool_core::sync::Ordering;
+use sabpool_core::{
   Channel, ChannelStats, Error, Lease, OwnedMemory, Participant, Pool, Received, Result, Sent,
+  SlotState, SlotWord,
 };
 
 const POOL_UID: u32 = 0x5eed_0001;
@@ -383,11 +384,12 @@ pub fn run(data: &[u8]) {
           0 => patch(mem, offset & !7, &input.u64().to_le_bytes()),
           1 => {
             // A plausible slot word or free-list head.
-            let word = pack(
+            let word = SlotWord::new(
               input.byte() as u32 % 4,
               input.byte() as u32 % 6,
-              input.byte() % 6,
-            );
+              SlotState::from_bits(input.byte() % 6),
+            )
+            .pack();
             patch(mem, offset & !7, &word.to_le_bytes())
           }
           2 => patch(mem, offset & !3, &NIL.to_le_bytes()),

@@ -5,93 +5,37 @@
 //! participant this thread registered as. An entry leaves the table when its JS owner is
 //! garbage-collected or when the thread's environment is torn down; leaving reclaims every slot
 //! the participant still holds, which is how leases of an exiting worker come back.
+//!
+//! Depends only on the core and on the binding's memory types (`region`, `memory`, `watch`);
+//! everything that talks to JS is built on top of it.
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::core::futex;
-use crate::core::layout::{C_RECV_EPOCH, C_SEND_EPOCH, P_FREE_EPOCH};
-use crate::core::mem::{Memory, SharedMemory};
-use crate::core::shm::MappedMemory;
-use crate::core::{Channel, Error, Lease, Participant, Pool, Received, Sent, Wake};
+use sabpool_core::layout::P_FREE_EPOCH;
+use sabpool_core::{Channel, Participant, Pool};
 
-use super::ffi::ViewRef;
+use super::memory::ViewRef;
+use super::region::RegionMemory;
 use super::watch::Watcher;
 
-/// The memory of an attached region: a SharedArrayBuffer of this process, whose waiters park in
-/// JS (`Atomics.wait`), or a mapped file shared with other processes, whose waiters park on
-/// futexes and are woken here, natively.
-pub enum RegionMemory {
-  Js(SharedMemory),
-  File(MappedMemory),
-}
-
-impl RegionMemory {
-  pub fn file(&self) -> Option<&MappedMemory> {
-    match self {
-      RegionMemory::File(m) => Some(m),
-      RegionMemory::Js(_) => None,
-    }
-  }
-
-  /// Delivers a wake-up the core asked for on the epoch word at `epoch`. Returns 1 when the JS
-  /// caller must notify (`Atomics.notify`), 0 when nothing more is needed.
-  pub fn deliver(&self, wake: Wake, epoch: usize) -> i32 {
-    match self {
-      RegionMemory::Js(_) => wake.0 as i32,
-      RegionMemory::File(m) => {
-        if wake.0 {
-          if let Ok(word) = m.u32_at(epoch) {
-            futex::wake_all(word);
-          }
-        }
-        0
-      }
-    }
-  }
-}
-
-impl Memory for RegionMemory {
-  #[inline]
-  fn len(&self) -> usize {
-    match self {
-      RegionMemory::Js(m) => m.len(),
-      RegionMemory::File(m) => m.len(),
-    }
-  }
-  #[inline]
-  fn u32_at(&self, offset: usize) -> crate::core::Result<&crate::core::sync::AtomicU32> {
-    match self {
-      RegionMemory::Js(m) => m.u32_at(offset),
-      RegionMemory::File(m) => m.u32_at(offset),
-    }
-  }
-  #[inline]
-  fn u64_at(&self, offset: usize) -> crate::core::Result<&crate::core::sync::AtomicU64> {
-    match self {
-      RegionMemory::Js(m) => m.u64_at(offset),
-      RegionMemory::File(m) => m.u64_at(offset),
-    }
-  }
-}
-
-/// A fast call got arguments that are not numbers (only reachable by bypassing the JS wrapper).
-pub const STATUS_BAD_ARGUMENTS: i32 = -17;
-/// A fast call named a pool or channel this thread does not have (detached or never attached).
-pub const STATUS_UNKNOWN_ID: i32 = -18;
-/// Fast-call results that are not errors.
-pub const STATUS_NONE: i32 = -1;
-pub const STATUS_CLOSED: i32 = -2;
-/// An id `insert` never hands out (ids are indices of a Vec far shorter than this): calls with it
-/// fail with `STATUS_UNKNOWN_ID`.
+/// An id `insert` never hands out (ids are indices of a Vec far shorter than this): lookups with
+/// it fail with [`Lookup::Unknown`].
 pub const DETACHED_ID: u32 = u32::MAX;
+
+/// Why a lookup found no attachment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+  /// No attachment of that id and kind in this thread (detached, or never attached).
+  Unknown,
+  /// The table is borrowed already: a re-entrant call, which sabpool never makes.
+  Busy,
+}
 
 pub struct PoolEntry {
   pub pool: Pool<RegionMemory>,
   pub me: Participant,
   pub token: u64,
-  /// How many waits of this thread are registered in the pool's waiter count right now.
-  pub parked: Cell<u32>,
   /// File-backed pools: the thread that waits for free slots on behalf of async acquirers.
   pub watcher: RefCell<Option<Watcher>>,
 }
@@ -102,7 +46,6 @@ impl PoolEntry {
       pool,
       me,
       token,
-      parked: Cell::new(0),
       watcher: RefCell::new(None),
     }
   }
@@ -137,37 +80,18 @@ impl ChannelEntry {
   }
 }
 
-/// Which epoch word a wait parks on.
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Site {
-  FreeSlot = 0,
-  Received = 1,
-  Room = 2,
-}
-
-impl Site {
-  pub fn from_u32(n: u32) -> Option<Site> {
-    match n {
-      0 => Some(Site::FreeSlot),
-      1 => Some(Site::Received),
-      2 => Some(Site::Room),
-      _ => None,
-    }
-  }
-
-  pub fn epoch(self) -> usize {
-    match self {
-      Site::FreeSlot => P_FREE_EPOCH,
-      Site::Received => C_RECV_EPOCH,
-      Site::Room => C_SEND_EPOCH,
-    }
-  }
-}
-
 enum Region {
   Pool(PoolEntry),
   Channel(ChannelEntry),
+}
+
+impl Region {
+  fn memory(&self) -> &RegionMemory {
+    match self {
+      Region::Pool(p) => p.memory(),
+      Region::Channel(c) => c.memory(),
+    }
+  }
 }
 
 struct Entry {
@@ -181,6 +105,15 @@ struct Entry {
 struct Registry {
   entries: Vec<Option<Entry>>,
   free_ids: Vec<u32>,
+}
+
+impl Registry {
+  fn region(&self, id: u32) -> Result<&Region, Lookup> {
+    match self.entries.get(id as usize) {
+      Some(Some(entry)) => Ok(&entry.region),
+      _ => Err(Lookup::Unknown),
+    }
+  }
 }
 
 thread_local! {
@@ -223,15 +156,19 @@ pub fn insert_channel(entry: ChannelEntry, view: Option<ViewRef>) -> u32 {
 fn retire(entry: Entry) {
   let Entry { region, view } = entry;
   // A thread torn down while parked (e.g. `worker.terminate()` during a wait) never ran the code
-  // that unregisters its waits; withdraw them here so the waiter counts stay exact. Errors mean
-  // the region was scribbled on; its state is then unknowable and there is nothing better to do.
+  // that unregisters its waits; withdraw them here so the waiter counts stay exact. A pool's
+  // count of them is the participant's own word in the region (the one a reclaimer of a dead
+  // process reads); a channel's is kept here. Errors mean the region was scribbled on; its state
+  // is then unknowable and there is nothing better to do.
   // Watcher threads are told to stop first (they hold their own reference to the mapping).
   // Slots reclaimed from a file-backed pool wake waiters of other processes right here; an
   // in-process pool's waiters (in threads still running) re-check within a park slice.
   match &region {
     Region::Pool(p) => {
       drop(p.watcher.take());
-      let _ = p.pool.add_waiters(-(p.parked.get() as i32));
+      if let Ok(parked) = p.pool.parked(p.me) {
+        let _ = p.pool.add_waiters(-(parked as i32));
+      }
       if let Ok((_, wake)) = p.pool.leave(p.me, p.token) {
         p.memory().deliver(wake, P_FREE_EPOCH);
       }
@@ -277,7 +214,7 @@ pub fn teardown() {
 }
 
 /// Registers `hook` as this thread's env cleanup the first time a region is attached.
-pub fn hook_cleanup_once(hook: impl FnOnce() -> napi::Result<()>) -> napi::Result<()> {
+pub fn hook_cleanup_once<E>(hook: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
   if CLEANUP_HOOKED.with(|h| h.get()) {
     return Ok(());
   }
@@ -286,125 +223,41 @@ pub fn hook_cleanup_once(hook: impl FnOnce() -> napi::Result<()>) -> napi::Resul
   Ok(())
 }
 
-pub fn with_pool<T>(
-  id: u32,
-  f: impl FnOnce(&PoolEntry) -> Result<T, Error>,
-) -> Option<Result<T, Error>> {
-  REGISTRY.with(|r| {
-    let r = r.try_borrow().ok()?;
-    match &r.entries.get(id as usize)?.as_ref()?.region {
-      Region::Pool(p) => Some(f(p)),
-      Region::Channel(_) => None,
-    }
+/// Runs `f` on the table, borrowed for reading.
+fn read<T>(f: impl FnOnce(&Registry) -> Result<T, Lookup>) -> Result<T, Lookup> {
+  REGISTRY.with(|r| f(&*r.try_borrow().map_err(|_| Lookup::Busy)?))
+}
+
+/// Runs `f` on a pool attachment of this thread.
+pub fn with_pool<T>(id: u32, f: impl FnOnce(&PoolEntry) -> T) -> Result<T, Lookup> {
+  read(|r| match r.region(id)? {
+    Region::Pool(p) => Ok(f(p)),
+    Region::Channel(_) => Err(Lookup::Unknown),
+  })
+}
+
+/// Runs `f` on a channel attachment of this thread.
+pub fn with_channel<T>(id: u32, f: impl FnOnce(&ChannelEntry) -> T) -> Result<T, Lookup> {
+  read(|r| match r.region(id)? {
+    Region::Channel(c) => Ok(f(c)),
+    Region::Pool(_) => Err(Lookup::Unknown),
   })
 }
 
 /// Runs `f` on a channel and on the pool attachment whose participant sends or receives (any
 /// attachment of the channel's pool in this thread; the core checks the pool's uid).
-pub fn with_channel<T>(
+pub fn with_channel_and_pool<T>(
   id: u32,
   pool_id: u32,
-  f: impl FnOnce(&ChannelEntry, &PoolEntry) -> Result<T, Error>,
-) -> Option<Result<T, Error>> {
-  REGISTRY.with(|r| {
-    let r = r.try_borrow().ok()?;
-    let Region::Channel(c) = &r.entries.get(id as usize)?.as_ref()?.region else {
-      return None;
-    };
-    let Region::Pool(p) = &r.entries.get(pool_id as usize)?.as_ref()?.region else {
-      return None;
-    };
-    Some(f(c, p))
+  f: impl FnOnce(&ChannelEntry, &PoolEntry) -> T,
+) -> Result<T, Lookup> {
+  read(|r| match (r.region(id)?, r.region(pool_id)?) {
+    (Region::Channel(c), Region::Pool(p)) => Ok(f(c, p)),
+    _ => Err(Lookup::Unknown),
   })
 }
 
-/// Runs `f` on a channel alone.
-pub fn with_channel_only<T>(
-  id: u32,
-  f: impl FnOnce(&ChannelEntry) -> Result<T, Error>,
-) -> Option<Result<T, Error>> {
-  REGISTRY.with(|r| {
-    let r = r.try_borrow().ok()?;
-    match &r.entries.get(id as usize)?.as_ref()?.region {
-      Region::Channel(c) => Some(f(c)),
-      Region::Pool(_) => None,
-    }
-  })
-}
-
-fn status(result: Option<Result<i32, Error>>) -> i32 {
-  match result {
-    Some(Ok(value)) => value,
-    Some(Err(e)) => e.status(),
-    None => STATUS_UNKNOWN_ID,
-  }
-}
-
-// ---- the fast calls: integers in, one integer out -------------------------------------------
-
-/// `[pool]` → slot index, or `STATUS_NONE` when every slot is in use.
-pub fn pool_acquire([id]: [u32; 1]) -> i32 {
-  status(with_pool(id, |p| {
-    Ok(match p.pool.try_acquire(p.me)? {
-      Some(lease) => lease.slot as i32,
-      None => STATUS_NONE,
-    })
-  }))
-}
-
-/// `[pool, slot, generation]` → 1 if parked acquirers must be woken, else 0.
-pub fn pool_release([id, slot, generation]: [u32; 3]) -> i32 {
-  status(with_pool(id, |p| {
-    let wake = p.pool.release(p.me, Lease { slot, generation })?;
-    Ok(p.memory().deliver(wake, P_FREE_EPOCH))
-  }))
-}
-
-/// `[pool, slot, generation, length]` → 0.
-pub fn pool_handoff([id, slot, generation, length]: [u32; 4]) -> i32 {
-  status(with_pool(id, |p| {
-    p.pool.handoff(p.me, Lease { slot, generation }, length)?;
-    Ok(0)
-  }))
-}
-
-/// `[pool, slot, generation]` → the length the sender recorded.
-pub fn pool_adopt([id, slot, generation]: [u32; 3]) -> i32 {
-  status(with_pool(id, |p| {
-    p.pool
-      .adopt(p.me, Lease { slot, generation })
-      .map(|length| length as i32)
-  }))
-}
-
-/// `[channel, pool, slot, generation, length]` → 1 sent and receivers must be woken, 0 sent,
-/// `STATUS_NONE` full. `pool` is the attachment that owns the lease.
-pub fn channel_send([id, pool_id, slot, generation, length]: [u32; 5]) -> i32 {
-  status(with_channel(id, pool_id, |c, p| {
-    Ok(
-      match c
-        .channel
-        .try_send(&p.pool, p.me, Lease { slot, generation }, length)?
-      {
-        Sent::Sent(wake) => c.memory().deliver(wake, C_RECV_EPOCH),
-        Sent::Full => STATUS_NONE,
-      },
-    )
-  }))
-}
-
-/// `[channel, pool]` → `slot * 2 + wake` (wake: senders must be woken), `STATUS_NONE` when empty,
-/// `STATUS_CLOSED` when closed and drained. `pool` is the attachment that will own the lease. The
-/// wrapper reads generation and length from the slot's metadata, which the receiver now owns.
-pub fn channel_recv([id, pool_id]: [u32; 2]) -> i32 {
-  status(with_channel(id, pool_id, |c, p| {
-    Ok(match c.channel.try_recv(&p.pool, p.me)? {
-      // Slot counts are capped at 2^24, so this fits an i32.
-      Received::Lease(lease, _, wake) => {
-        (lease.slot as i32) * 2 + c.memory().deliver(wake, C_SEND_EPOCH)
-      }
-      Received::Empty => STATUS_NONE,
-      Received::Closed => STATUS_CLOSED,
-    })
-  }))
+/// Runs `f` on the memory of a pool or channel attachment of this thread.
+pub fn with_memory<T>(id: u32, f: impl FnOnce(&RegionMemory) -> T) -> Result<T, Lookup> {
+  read(|r| Ok(f(r.region(id)?.memory())))
 }

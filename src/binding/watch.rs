@@ -14,9 +14,9 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use parking_lot::{Condvar, Mutex};
 
-use crate::core::futex;
-use crate::core::mem::Memory;
-use crate::core::shm::MappedMemory;
+use sabpool_core::futex;
+use sabpool_core::mem::Memory;
+use sabpool_core::shm::MappedMemory;
 
 /// Longest futex sleep of a watcher before it re-checks whether it was stopped or re-armed.
 const SLICE: Duration = Duration::from_millis(50);

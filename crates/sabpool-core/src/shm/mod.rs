@@ -12,11 +12,20 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::channel::Channel;
 use super::error::{Error, Result};
-use super::mem::{Memory, SharedMemory};
-use super::sync::{AtomicU32, AtomicU64};
+use super::layout::{ChannelLayout, PoolLayout};
+use super::mem::Memory;
+use super::pool::Pool;
 
+// The one unsafe step of file-backed regions: a mapping as `SharedMemory`.
+#[allow(unsafe_code)]
+mod mapped;
+pub use mapped::MappedMemory;
+
+// Unsafe only for `kill(pid, 0)`.
 #[cfg(unix)]
+#[allow(unsafe_code)]
 mod unix;
 #[cfg(unix)]
 pub use unix::{pid_namespace, process_alive, process_start_time, this_process, RegionFile};
@@ -176,47 +185,90 @@ pub fn create(
   )))
 }
 
-/// A mapped region file as [`Memory`]; keeps the mapping alive.
-pub struct MappedMemory {
-  // Declared first so it is dropped before the mapping it points into.
-  view: SharedMemory,
-  file: Arc<RegionFile>,
+// ---- sabpool's region files: naming and replacement policy --------------------------------------
+
+/// File name of the pool region called `name` in its directory: `sabpool.<name>.pool`.
+pub fn pool_file_name(name: &str) -> std::result::Result<String, ShmError> {
+  validate_name(name)?;
+  Ok(format!("sabpool.{name}.pool"))
 }
 
-impl MappedMemory {
-  pub fn new(file: Arc<RegionFile>) -> Result<Self> {
-    // SAFETY: the mapping is valid for reads and writes of `len()` bytes until `file` is dropped,
-    // and `self` holds `file` for as long as `view` lives (and drops `view` first). Other
-    // processes write the same pages concurrently; the core only accesses them atomically, and
-    // any bit pattern is a valid integer.
-    let view = unsafe { SharedMemory::new(file.as_ptr(), file.len()) }?;
-    Ok(MappedMemory { view, file })
-  }
-
-  pub fn file(&self) -> &Arc<RegionFile> {
-    &self.file
-  }
+/// File name of the channel region called `name` in its directory: `sabpool.<name>.channel`.
+pub fn channel_file_name(name: &str) -> std::result::Result<String, ShmError> {
+  validate_name(name)?;
+  Ok(format!("sabpool.{name}.channel"))
 }
 
-impl Clone for MappedMemory {
-  fn clone(&self) -> Self {
-    MappedMemory::new(self.file.clone()).expect("a mapping that was valid stays valid")
-  }
+/// The stale-file rule for pools: a pool region is left over once no participant of it belongs to
+/// a live process. Errors when `memory` is not a valid pool region (never replaced then).
+pub fn pool_is_stale<M: Memory>(memory: M) -> Result<bool> {
+  Ok(Pool::attach(memory)?.live_participants(process_alive)? == 0)
 }
 
-impl Memory for MappedMemory {
-  #[inline]
-  fn len(&self) -> usize {
-    self.view.len()
-  }
-  #[inline]
-  fn u32_at(&self, offset: usize) -> Result<&AtomicU32> {
-    self.view.u32_at(offset)
-  }
-  #[inline]
-  fn u64_at(&self, offset: usize) -> Result<&AtomicU64> {
-    self.view.u64_at(offset)
-  }
+/// The stale-file rule for channels: a channel region is left over when it carries slots of
+/// another pool than `pool_uid` (an earlier pool of the same name). Errors when `memory` is not a
+/// valid channel region (never replaced then).
+pub fn channel_is_stale<M: Memory>(memory: M, pool_uid: u32) -> Result<bool> {
+  Ok(Channel::attach(memory)?.pool_uid() != pool_uid)
+}
+
+/// Creates the pool region file for `name` in `dir` (see [`pool_file_name`]), replacing a stale
+/// one ([`pool_is_stale`]). The caller attaches to the returned file.
+pub fn create_pool_file(
+  dir: &Path,
+  name: &str,
+  layout: PoolLayout,
+  uid: u32,
+  mode: u32,
+) -> std::result::Result<Arc<RegionFile>, ShmError> {
+  create(
+    dir,
+    &pool_file_name(name)?,
+    layout.total_len,
+    mode,
+    |memory| {
+      Pool::create(
+        memory,
+        layout.slot_size,
+        layout.slot_count,
+        layout.max_participants,
+        uid,
+      )
+      .map(|_| ())
+    },
+    pool_is_stale,
+  )
+}
+
+/// Creates the channel region file for `name` in `dir` (see [`channel_file_name`]) carrying slots
+/// of the pool `pool_uid`, replacing a stale one ([`channel_is_stale`]).
+pub fn create_channel_file(
+  dir: &Path,
+  name: &str,
+  layout: ChannelLayout,
+  uid: u32,
+  pool_uid: u32,
+  mode: u32,
+) -> std::result::Result<Arc<RegionFile>, ShmError> {
+  create(
+    dir,
+    &channel_file_name(name)?,
+    layout.total_len,
+    mode,
+    |memory| Channel::create(memory, layout.capacity, uid, pool_uid).map(|_| ()),
+    |memory| channel_is_stale(memory, pool_uid),
+  )
+}
+
+/// Maps the existing pool region file for `name` in `dir`; the caller validates it by attaching.
+pub fn open_pool_file(dir: &Path, name: &str) -> std::result::Result<Arc<RegionFile>, ShmError> {
+  RegionFile::open(&dir.join(pool_file_name(name)?))
+}
+
+/// Maps the existing channel region file for `name` in `dir`; the caller validates it by
+/// attaching ([`Channel::attach_to_pool`]).
+pub fn open_channel_file(dir: &Path, name: &str) -> std::result::Result<Arc<RegionFile>, ShmError> {
+  RegionFile::open(&dir.join(channel_file_name(name)?))
 }
 
 #[cfg(test)]
@@ -245,5 +297,13 @@ mod tests {
     for good in ["jobs", "a.b-c_d", "X9", &"x".repeat(MAX_NAME_LEN)] {
       assert!(validate_name(good).is_ok(), "{good:?}");
     }
+  }
+
+  #[test]
+  fn region_file_names_carry_the_kind_and_refuse_bad_names() {
+    assert_eq!(pool_file_name("jobs").unwrap(), "sabpool.jobs.pool");
+    assert_eq!(channel_file_name("jobs").unwrap(), "sabpool.jobs.channel");
+    assert!(matches!(pool_file_name("../x"), Err(ShmError::BadName(_))));
+    assert!(matches!(channel_file_name(""), Err(ShmError::BadName(_))));
   }
 }

@@ -1,7 +1,7 @@
 //! Loom models of the core's lock-free algorithms: every interleaving (within the preemption
 //! bound, where one is set) of a few threads on a tiny pool or channel.
 //!
-//! Run with `RUSTFLAGS="--cfg loom" cargo test --release --test loom`.
+//! Run with `RUSTFLAGS="--cfg loom" cargo test --release -p sabpool-core --test loom` (or `npm run test:loom`).
 //!
 //! Besides the explicit assertions, every model keeps a `loom::cell::UnsafeCell` per slot as the
 //! payload stand-in: its owner writes it after gaining the slot and reads it before giving it
@@ -16,9 +16,8 @@ use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use loom::sync::Arc;
 use loom::thread;
-use sabpool::core::layout::{ChannelLayout, PoolLayout};
-use sabpool::core::pool::{STATE_FREE, STATE_LEASED};
-use sabpool::core::*;
+use sabpool_core::layout::{ChannelLayout, PoolLayout};
+use sabpool_core::*;
 use std::time::Instant;
 
 const SLOT_SIZE: u32 = 8;
@@ -59,11 +58,13 @@ impl World {
     if let Err(other) = self.tags[slot as usize].compare_exchange(0, tag, Relaxed, Relaxed) {
       panic!("slot {slot} gained by {tag} while {other} holds it");
     }
+    // SAFETY: `p` points at the cell's value; loom checks that no other access races this one.
     self.payload[slot as usize].with_mut(|p| unsafe { *p = value });
   }
 
   /// `who` gained `slot` from a sender who wrote `expected` into it.
   fn gain_checked(&self, slot: u32, who: Participant, expected: u64) {
+    // SAFETY: as in `gain`: loom reports a read racing a write.
     let seen = self.payload[slot as usize].with(|p| unsafe { *p });
     assert_eq!(
       seen, expected,
@@ -74,6 +75,7 @@ impl World {
 
   /// `who` gives `slot` up; returns the payload value it holds.
   fn give_up(&self, slot: u32, who: Participant) -> u64 {
+    // SAFETY: as in `gain`: loom reports a read racing a write.
     let value = self.payload[slot as usize].with(|p| unsafe { *p });
     let tag = who.0 + 1;
     if let Err(other) = self.tags[slot as usize].compare_exchange(tag, 0, Relaxed, Relaxed) {
@@ -122,7 +124,7 @@ fn acquire_release(world: &World, who: Participant, value: u64) -> bool {
     Some(lease) => {
       assert_eq!(
         world.pool.slot_state(lease.slot).unwrap(),
-        (lease.generation, who.0 + 1, STATE_LEASED)
+        SlotWord::new(lease.generation, who.0 + 1, SlotState::Leased)
       );
       world.gain(lease.slot, who, value);
       world.give_up(lease.slot, who);
@@ -151,7 +153,7 @@ fn free_list_two_threads_one_slot() {
     assert_eq!(s.acquired, got_a as u64 + got_b as u64);
     assert_eq!(
       world.pool.slot_state(0).unwrap(),
-      (s.acquired as u32, 0, STATE_FREE),
+      SlotWord::new(s.acquired as u32, 0, SlotState::Free),
       "one generation per acquisition"
     );
   });
@@ -229,7 +231,8 @@ fn handoff_adopt_publishes_length_and_payload() {
     let sender = thread::spawn(move || {
       w.gain(lease.slot, a, 77);
       w.give_up(lease.slot, a);
-      let lease = w.pool.handoff(a, lease, 5).unwrap();
+      let handed = w.pool.handoff(a, lease, 5).unwrap();
+      assert_eq!(handed.generation, lease.generation.wrapping_add(1));
     });
     // The receiver tries while the sender may not have handed off yet. The ticket carries the
     // generation the handoff moves to.
@@ -283,7 +286,7 @@ fn ring_full_and_empty_at_capacity_two() {
             Sent::Sent(_) => break,
             Sent::Full => {
               // Still the sender's.
-              assert_eq!(w.pool.slot_state(lease.slot).unwrap().1, p.0 + 1);
+              assert_eq!(w.pool.slot_state(lease.slot).unwrap().owner, p.0 + 1);
               assert!(i >= 2, "ring of two reported full with {i} sent before");
               fulls += 1;
               thread::yield_now();
@@ -346,7 +349,7 @@ fn ring_two_senders_one_slot_left() {
     };
     assert_eq!(
       world.pool.slot_state(loser.slot).unwrap(),
-      (loser.generation, loser_owner.0 + 1, STATE_LEASED)
+      SlotWord::new(loser.generation, loser_owner.0 + 1, SlotState::Leased)
     );
     let _ = world.pool.release(loser_owner, loser).unwrap();
     for expected in [first, winner] {
@@ -383,7 +386,7 @@ fn close_races_with_send_and_recv() {
         Err(Error::Closed) => {
           assert_eq!(
             w.pool.slot_state(lease.slot).unwrap(),
-            (lease.generation, p.0 + 1, STATE_LEASED),
+            SlotWord::new(lease.generation, p.0 + 1, SlotState::Leased),
             "a refused send leaves the lease with its sender"
           );
           w.gain_checked(lease.slot, p, 9);
@@ -500,7 +503,7 @@ fn free_slot_wakeup_is_never_lost() {
     let epoch_word = world
       .pool
       .memory()
-      .u32_at(sabpool::core::layout::P_FREE_EPOCH)
+      .u32_at(sabpool_core::layout::P_FREE_EPOCH)
       .unwrap();
     world.pool.add_waiters(1).unwrap();
     let epoch = epoch_word.load(loom::sync::atomic::Ordering::SeqCst);
@@ -559,7 +562,7 @@ fn reclaiming_a_dead_participant_races_reclaimers_and_a_joiner() {
       assert_eq!(mine.slots + theirs.slots, 1);
       assert_eq!(
         world.pool.slot_state(lease.slot).unwrap(),
-        (lease.generation, me.0 + 1, STATE_LEASED)
+        SlotWord::new(lease.generation, me.0 + 1, SlotState::Leased)
       );
       let _ = world.pool.release(me, lease).unwrap();
       world.assert_quiescent();

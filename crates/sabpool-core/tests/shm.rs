@@ -1,6 +1,6 @@
 //! File-backed regions: creating, publishing, opening, refusing files that are not regions,
 //! replacing stale ones, unlinking, and reclaiming the participants of dead processes.
-#![cfg(unix)]
+#![cfg(all(unix, not(loom)))]
 
 mod common;
 
@@ -8,8 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sabpool::core::shm::{self, MappedMemory, RegionFile, ShmError};
-use sabpool::core::{Channel, Error, Pool, ProcessId};
+use sabpool_core::shm::{self, MappedMemory, RegionFile, ShmError};
+use sabpool_core::{Channel, Error, Pool, ProcessId};
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -32,13 +32,9 @@ impl Drop for TempDir {
 }
 
 fn layout_len(slot_size: u32, slots: u32, participants: u32) -> usize {
-  sabpool::core::layout::PoolLayout::new(slot_size, slots, participants)
+  sabpool_core::layout::PoolLayout::new(slot_size, slots, participants)
     .unwrap()
     .total_len
-}
-
-fn pool_is_stale(memory: MappedMemory) -> sabpool::core::Result<bool> {
-  Ok(Pool::attach(memory)?.live_participants(shm::process_alive)? == 0)
 }
 
 /// Creates pool file `name` (64-byte slots × `slots`, 8 participants) with uid `uid`.
@@ -49,7 +45,7 @@ fn create_pool(dir: &Path, name: &str, slots: u32, uid: u32) -> Result<Arc<Regio
     layout_len(64, slots, 8),
     shm::DEFAULT_MODE,
     |m| Pool::create(m, 64, slots, 8, uid).map(|_| ()),
-    pool_is_stale,
+    shm::pool_is_stale::<MappedMemory>,
   )
 }
 
@@ -107,7 +103,15 @@ fn an_explicit_mode_is_applied_exactly_and_bad_modes_are_refused() {
   let dir = TempDir::new("mode");
   let len = layout_len(64, 2, 4);
   let init = |m: MappedMemory| Pool::create(m, 64, 2, 4, 1).map(|_| ());
-  shm::create(&dir.0, "g", len, 0o640, init, pool_is_stale).unwrap();
+  shm::create(
+    &dir.0,
+    "g",
+    len,
+    0o640,
+    init,
+    shm::pool_is_stale::<MappedMemory>,
+  )
+  .unwrap();
   let mode = std::fs::metadata(dir.0.join("g"))
     .unwrap()
     .permissions()
@@ -115,9 +119,16 @@ fn an_explicit_mode_is_applied_exactly_and_bad_modes_are_refused() {
     & 0o777;
   assert_eq!(mode, 0o640);
   for bad in [0o400, 0o200, 0o1777] {
-    let err = shm::create(&dir.0, "h", len, bad, init, pool_is_stale)
-      .err()
-      .unwrap();
+    let err = shm::create(
+      &dir.0,
+      "h",
+      len,
+      bad,
+      init,
+      shm::pool_is_stale::<MappedMemory>,
+    )
+    .err()
+    .unwrap();
     assert!(matches!(err, ShmError::BadMode(_)), "{bad:o}: {err:?}");
   }
   assert!(!dir.0.join("h").exists());
@@ -311,4 +322,54 @@ fn a_real_dead_process_is_told_from_a_live_one() {
   let r = pool.reclaim_dead(shm::process_alive).unwrap();
   assert_eq!((r.participants, r.slots), (1, 2));
   assert_eq!(pool.stats().unwrap().in_use, 2);
+}
+
+#[test]
+fn pool_files_are_named_by_kind_and_replaced_only_when_stale() {
+  let dir = TempDir::new("poolfile");
+  let layout = sabpool_core::layout::PoolLayout::new(64, 4, 8).unwrap();
+  let file = shm::create_pool_file(&dir.0, "jobs", layout, 1, shm::DEFAULT_MODE).unwrap();
+  assert_eq!(file.path(), dir.0.join("sabpool.jobs.pool"));
+  let live = Pool::attach(MappedMemory::new(file.clone()).unwrap()).unwrap();
+  let me = live.join(1, std::process::id()).unwrap();
+  assert!(matches!(
+    shm::create_pool_file(&dir.0, "jobs", layout, 2, shm::DEFAULT_MODE),
+    Err(ShmError::Exists(_))
+  ));
+  let _ = live.leave(me, 1).unwrap();
+  live.join_process(9, dead_process()).unwrap();
+  drop(shm::create_pool_file(&dir.0, "jobs", layout, 3, shm::DEFAULT_MODE).unwrap());
+  let reopened = shm::open_pool_file(&dir.0, "jobs").unwrap();
+  assert_eq!(
+    Pool::attach(MappedMemory::new(reopened).unwrap())
+      .unwrap()
+      .uid(),
+    3
+  );
+  assert!(matches!(
+    shm::open_pool_file(&dir.0, "../jobs"),
+    Err(ShmError::BadName(_))
+  ));
+}
+
+#[test]
+fn channel_files_are_replaced_only_when_left_over_from_another_pool() {
+  let dir = TempDir::new("chanfile");
+  let layout = sabpool_core::layout::ChannelLayout::new(4).unwrap();
+  let file = shm::create_channel_file(&dir.0, "q", layout, 10, 1, shm::DEFAULT_MODE).unwrap();
+  assert_eq!(file.path(), dir.0.join("sabpool.q.channel"));
+  assert!(matches!(
+    shm::create_channel_file(&dir.0, "q", layout, 11, 1, shm::DEFAULT_MODE),
+    Err(ShmError::Exists(_))
+  ));
+  // Pool 2 took the name over: the channel of pool 1 is left over and replaced.
+  drop(shm::create_channel_file(&dir.0, "q", layout, 12, 2, shm::DEFAULT_MODE).unwrap());
+  let opened = shm::open_channel_file(&dir.0, "q").unwrap();
+  let mem = MappedMemory::new(opened).unwrap();
+  assert!(matches!(
+    Channel::attach_to_pool(mem.clone(), 1),
+    Err(Error::BadHandle(_))
+  ));
+  let channel = Channel::attach_to_pool(mem, 2).unwrap();
+  assert_eq!((channel.uid(), channel.pool_uid()), (12, 2));
 }

@@ -1,10 +1,10 @@
 //! Helpers shared by the integration tests of the core (not a test target itself).
 #![allow(dead_code)]
 
-use sabpool::core::layout::{ChannelLayout, PoolLayout};
-use sabpool::core::mem::Memory;
-use sabpool::core::sync::{AtomicU32, AtomicU64, Ordering};
-use sabpool::core::{Channel, OwnedMemory, Pool, Result};
+use sabpool_core::layout::{ChannelLayout, PoolLayout};
+use sabpool_core::mem::Memory;
+use sabpool_core::sync::{AtomicU32, AtomicU64, Ordering};
+use sabpool_core::{Channel, OwnedMemory, Pool, Result};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -19,13 +19,13 @@ impl Memory for Truncated<'_> {
   }
   fn u32_at(&self, offset: usize) -> Result<&AtomicU32> {
     if self.1 < 4 || offset > self.1 - 4 {
-      return Err(sabpool::core::Error::Corrupt("past the truncated end"));
+      return Err(sabpool_core::Error::Corrupt("past the truncated end"));
     }
     self.0.u32_at(offset)
   }
   fn u64_at(&self, offset: usize) -> Result<&AtomicU64> {
     if self.1 < 8 || offset > self.1 - 8 {
-      return Err(sabpool::core::Error::Corrupt("past the truncated end"));
+      return Err(sabpool_core::Error::Corrupt("past the truncated end"));
     }
     self.0.u64_at(offset)
   }

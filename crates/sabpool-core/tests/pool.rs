@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use sabpool::core::layout::*;
-use sabpool::core::pool::{NIL, STATE_FREE, STATE_IN_FLIGHT, STATE_LEASED, STATE_QUEUED};
-use sabpool::core::*;
+use sabpool_core::layout::*;
+use sabpool_core::pool::NIL;
+use sabpool_core::*;
 use std::collections::HashSet;
 
 /// `acquired == released + reclaimed + in_use` holds whenever no operation is in progress:
@@ -23,13 +23,13 @@ fn assert_stats_add_up<M: Memory>(pool: &Pool<M>) -> PoolStats {
   let census = pool.census().unwrap();
   assert_eq!(census[0], 0, "slots in no valid state: {census:?}");
   assert_eq!(
-    census[STATE_FREE as usize],
+    census[SlotState::Free.bits() as usize],
     pool.free_list_len().unwrap(),
     "every free slot must be on the free list exactly once"
   );
   assert_eq!(
     s.in_use,
-    s.slots - census[STATE_FREE as usize],
+    s.slots - census[SlotState::Free.bits() as usize],
     "in_use disagrees with the census {census:?}"
   );
   s
@@ -58,13 +58,13 @@ fn create_then_attach_round_trip() {
   let lease = created.try_acquire(me).unwrap().unwrap();
   assert_eq!(
     attached.slot_state(lease.slot).unwrap(),
-    (lease.generation, me.0 + 1, STATE_LEASED)
+    SlotWord::new(lease.generation, me.0 + 1, SlotState::Leased)
   );
   assert_eq!(attached.stats().unwrap().in_use, 1);
   let _ = attached.release(me, lease).unwrap();
   assert_eq!(
     created.slot_state(lease.slot).unwrap(),
-    (lease.generation, 0, STATE_FREE)
+    SlotWord::new(lease.generation, 0, SlotState::Free)
   );
   assert_eq!(created.free_list_len().unwrap(), 5);
   assert_stats_add_up(&created);
@@ -168,7 +168,7 @@ fn release_makes_slot_reusable_with_new_generation() {
   assert_eq!(pool.release(me, a).unwrap(), Wake(false));
   assert_eq!(
     pool.slot_state(a.slot).unwrap(),
-    (a.generation, 0, STATE_FREE)
+    SlotWord::new(a.generation, 0, SlotState::Free)
   );
   let again = pool.try_acquire(me).unwrap().unwrap();
   assert_eq!(again.slot, a.slot, "the only free slot is reused");
@@ -234,7 +234,7 @@ fn release_of_handed_off_lease_is_stale() {
   assert_eq!(pool.release(b, lease), Err(Error::StaleLease));
   assert_eq!(
     pool.slot_state(lease.slot).unwrap(),
-    (lease.generation, 0, STATE_IN_FLIGHT)
+    SlotWord::new(lease.generation, 0, SlotState::InFlight)
   );
   assert_eq!(pool.adopt(b, lease).unwrap(), 10);
   // Now it is b's: a still cannot release it, b can.
@@ -292,7 +292,7 @@ fn release_with_wrong_generation_owner_or_slot_fails() {
   // None of that disturbed the real owner.
   assert_eq!(
     pool.slot_state(lease.slot).unwrap(),
-    (lease.generation, a.0 + 1, STATE_LEASED)
+    SlotWord::new(lease.generation, a.0 + 1, SlotState::Leased)
   );
   let _ = pool.release(a, lease).unwrap();
   assert_eq!(pool.free_list_len().unwrap(), 4);
@@ -314,13 +314,13 @@ fn handoff_then_adopt_carries_length() {
     let lease = pool.handoff(a, lease, length).unwrap();
     assert_eq!(
       pool.slot_state(lease.slot).unwrap(),
-      (lease.generation, 0, STATE_IN_FLIGHT)
+      SlotWord::new(lease.generation, 0, SlotState::InFlight)
     );
     assert_eq!(pool.adopt(b, lease).unwrap(), length);
     assert_eq!(pool.length(lease.slot).unwrap(), length);
     assert_eq!(
       pool.slot_state(lease.slot).unwrap(),
-      (lease.generation, b.0 + 1, STATE_LEASED),
+      SlotWord::new(lease.generation, b.0 + 1, SlotState::Leased),
       "adopting keeps the generation and makes b the owner"
     );
     // b can pass it back.
@@ -346,7 +346,7 @@ fn adopt_twice_is_stale() {
   assert_eq!(pool.adopt(a, lease), Err(Error::StaleLease));
   assert_eq!(
     pool.slot_state(lease.slot).unwrap(),
-    (lease.generation, b.0 + 1, STATE_LEASED)
+    SlotWord::new(lease.generation, b.0 + 1, SlotState::Leased)
   );
   let _ = pool.release(b, lease).unwrap();
   // A ticket for a slot that was released (and even re-acquired) since is stale too.
@@ -432,7 +432,7 @@ fn handoff_checks_length_owner_and_state() {
   // Rejected lengths changed nothing.
   assert_eq!(
     pool.slot_state(lease.slot).unwrap(),
-    (lease.generation, a.0 + 1, STATE_LEASED)
+    SlotWord::new(lease.generation, a.0 + 1, SlotState::Leased)
   );
   assert_eq!(pool.length(lease.slot).unwrap(), 0);
   // Only the owner may hand off, and a failed attempt must not overwrite the recorded length.
@@ -480,18 +480,27 @@ fn reclaim_returns_exactly_the_leased_slots() {
   for lease in &held[3..] {
     assert_eq!(
       pool.slot_state(lease.slot).unwrap(),
-      (lease.generation, 0, STATE_FREE)
+      SlotWord::new(lease.generation, 0, SlotState::Free)
     );
     // Reclaimed leases are dead.
     assert_eq!(pool.release(a, *lease), Err(Error::StaleLease));
   }
-  assert_eq!(pool.slot_state(held[0].slot).unwrap().2, STATE_IN_FLIGHT);
-  assert_eq!(pool.slot_state(held[1].slot).unwrap().2, STATE_IN_FLIGHT);
-  assert_eq!(pool.slot_state(held[2].slot).unwrap().2, STATE_QUEUED);
+  assert_eq!(
+    pool.slot_state(held[0].slot).unwrap().state,
+    SlotState::InFlight
+  );
+  assert_eq!(
+    pool.slot_state(held[1].slot).unwrap().state,
+    SlotState::InFlight
+  );
+  assert_eq!(
+    pool.slot_state(held[2].slot).unwrap().state,
+    SlotState::Queued
+  );
   for lease in &theirs {
     assert_eq!(
       pool.slot_state(lease.slot).unwrap(),
-      (lease.generation, b.0 + 1, STATE_LEASED)
+      SlotWord::new(lease.generation, b.0 + 1, SlotState::Leased)
     );
   }
   assert_eq!(pool.free_list_len().unwrap(), 2 + 3);
@@ -623,7 +632,7 @@ fn owners_are_isolated_between_participants() {
   assert_eq!(pool.reclaim(b).unwrap().0, 0);
   assert_eq!(
     pool.slot_state(lease.slot).unwrap(),
-    (lease.generation, a.0 + 1, STATE_LEASED)
+    SlotWord::new(lease.generation, a.0 + 1, SlotState::Leased)
   );
   let _ = pool.release(a, lease).unwrap();
 }
@@ -719,7 +728,7 @@ fn free_list_len_detects_cycles_and_foreign_slots() {
   assert!(matches!(pool.try_acquire(me), Err(Error::Corrupt(_))));
   assert_eq!(
     pool.slot_state(lease.slot).unwrap(),
-    (lease.generation, me.0 + 1, STATE_LEASED)
+    SlotWord::new(lease.generation, me.0 + 1, SlotState::Leased)
   );
 }
 

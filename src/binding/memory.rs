@@ -1,24 +1,20 @@
-//! Raw Node-API glue: the binding's only `unsafe` code.
+//! JS memory and Rust memory, both ways, with raw Node-API calls (one of the binding's two modules
+//! allowed `unsafe` code; the other is `fastcall`).
 //!
-//! Three things need it. (1) Adopting the memory of a SharedArrayBuffer: Node-API on Node 20 cannot
-//! take a SharedArrayBuffer itself, only a typed-array view of it, and we must hold a reference so
-//! the memory outlives every pointer we keep. (2) The hot operations (acquire, release, handoff,
-//! adopt, send, receive) as hand-written Node-API callbacks: an integer-in, integer-out callback
-//! costs a few tens of nanoseconds, while the generic `#[napi]` argument conversion costs several
-//! times that, which would dominate a ~100 ns acquire + release. (3) Exposing a mapped region
-//! file to JS as an external (Shared)ArrayBuffer.
+//! (1) Adopting the memory of a SharedArrayBuffer: Node-API on Node 20 cannot take a
+//! SharedArrayBuffer itself, only a typed-array view of it, and we must hold a reference so the
+//! memory outlives every pointer we keep. (2) Exposing a mapped region file to JS as an external
+//! (Shared)ArrayBuffer.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::c_void;
 use std::ptr;
 use std::sync::Arc;
 
 use napi::sys;
 
-use crate::core::mem::SharedMemory;
-use crate::core::shm::RegionFile;
-use crate::core::Error;
-
-use super::registry;
+use sabpool_core::mem::SharedMemory;
+use sabpool_core::shm::RegionFile;
+use sabpool_core::Error;
 
 /// A strong reference to a JS value, deleted explicitly (it keeps a SharedArrayBuffer alive).
 pub struct ViewRef {
@@ -100,110 +96,6 @@ pub fn adopt_view(
       Err(e)
     }
   }
-}
-
-/// Reads up to N unsigned 32-bit arguments; `None` when one is missing or not a number.
-///
-/// # Safety
-/// `env` and `info` must be the ones Node-API passed to the running callback.
-unsafe fn u32_args<const N: usize>(
-  env: sys::napi_env,
-  info: sys::napi_callback_info,
-) -> Option<[u32; N]> {
-  let mut argc = N;
-  let mut argv: [sys::napi_value; N] = [ptr::null_mut(); N];
-  // SAFETY: `argv` has room for `argc` values; the other out-pointers may be null.
-  let status = unsafe {
-    sys::napi_get_cb_info(
-      env,
-      info,
-      &mut argc,
-      argv.as_mut_ptr(),
-      ptr::null_mut(),
-      ptr::null_mut(),
-    )
-  };
-  if status != sys::Status::napi_ok || argc < N {
-    return None;
-  }
-  let mut out = [0u32; N];
-  for (value, slot) in argv.iter().zip(out.iter_mut()) {
-    // SAFETY: each `value` was filled in by `napi_get_cb_info` above.
-    if unsafe { sys::napi_get_value_uint32(env, *value, slot) } != sys::Status::napi_ok {
-      return None;
-    }
-  }
-  Some(out)
-}
-
-/// # Safety
-/// `env` must be the env of the running callback.
-unsafe fn int32(env: sys::napi_env, value: i32) -> sys::napi_value {
-  let mut out = ptr::null_mut();
-  // SAFETY: creating a number in the current env; on failure we return null, which Node-API
-  // turns into `undefined` (the wrapper treats that as a bad-argument error).
-  unsafe { sys::napi_create_int32(env, value, &mut out) };
-  out
-}
-
-/// Defines an integer-in, integer-out callback over a registry function.
-macro_rules! fast_fn {
-  ($name:ident, $n:literal, $body:path) => {
-    unsafe extern "C" fn $name(
-      env: sys::napi_env,
-      info: sys::napi_callback_info,
-    ) -> sys::napi_value {
-      // SAFETY: Node-API calls this with the env and callback info of the current call.
-      let status = match unsafe { u32_args::<$n>(env, info) } {
-        Some(args) => $body(args),
-        None => registry::STATUS_BAD_ARGUMENTS,
-      };
-      // SAFETY: as above.
-      unsafe { int32(env, status) }
-    }
-  };
-}
-
-fast_fn!(pool_acquire, 1, registry::pool_acquire);
-fast_fn!(pool_release, 3, registry::pool_release);
-fast_fn!(pool_handoff, 4, registry::pool_handoff);
-fast_fn!(pool_adopt, 3, registry::pool_adopt);
-fast_fn!(channel_send, 5, registry::channel_send);
-fast_fn!(channel_recv, 2, registry::channel_recv);
-
-/// Adds the fast callbacks to the module's exports.
-pub fn register_fast_functions(env: sys::napi_env, exports: sys::napi_value) -> napi::Result<()> {
-  let functions: [(&[u8], sys::napi_callback); 6] = [
-    (b"poolAcquire\0", Some(pool_acquire)),
-    (b"poolRelease\0", Some(pool_release)),
-    (b"poolHandoff\0", Some(pool_handoff)),
-    (b"poolAdopt\0", Some(pool_adopt)),
-    (b"channelSend\0", Some(channel_send)),
-    (b"channelRecv\0", Some(channel_recv)),
-  ];
-  for (name, callback) in functions {
-    let mut function = ptr::null_mut();
-    // SAFETY: `name` is NUL-terminated (length -1 means "up to the NUL"); `exports` is the module's
-    // exports object passed to the module initialiser that calls us.
-    let ok = unsafe {
-      sys::napi_create_function(
-        env,
-        name.as_ptr() as *const c_char,
-        -1,
-        callback,
-        ptr::null_mut(),
-        &mut function,
-      ) == sys::Status::napi_ok
-        && sys::napi_set_named_property(env, exports, name.as_ptr() as *const c_char, function)
-          == sys::Status::napi_ok
-    };
-    if !ok {
-      return Err(napi::Error::from_reason(
-        "could not register sabpool's native functions",
-      ));
-    }
-  }
-  Ok(())
 }
 
 // ---- file-backed regions as JS buffers ---------------------------------------------------------

@@ -17,8 +17,9 @@
 use super::error::{Error, Result};
 use super::layout::*;
 use super::mem::Memory;
-use super::pool::{Lease, Participant, Pool, Wake, MAX_RETRIES, STATE_LEASED, STATE_QUEUED};
+use super::pool::{Lease, Participant, Pool, Wake, MAX_RETRIES};
 use super::sync::{spin_hint, Ordering::*};
+use super::words::SlotState;
 
 pub const CLOSED: u64 = 1 << 63;
 
@@ -103,6 +104,17 @@ impl<M: Memory> Channel<M> {
     })
   }
 
+  /// As [`Channel::attach`], also checking that the channel carries slots of the pool `pool_uid`.
+  pub fn attach_to_pool(mem: M, pool_uid: u32) -> Result<Self> {
+    let channel = Self::attach(mem)?;
+    if channel.pool_uid != pool_uid {
+      return Err(Error::BadHandle(
+        "the channel carries slots of another pool",
+      ));
+    }
+    Ok(channel)
+  }
+
   pub fn uid(&self) -> u32 {
     self.uid
   }
@@ -137,12 +149,19 @@ impl<M: Memory> Channel<M> {
     let owner = who.0 + 1;
     pool.transition(
       lease,
-      (owner, STATE_LEASED),
-      (0, STATE_QUEUED),
+      (owner, SlotState::Leased),
+      (0, SlotState::Queued),
       Some(length),
     )?;
-    let outcome = self.enqueue((lease.generation as u64) << 32 | lease.slot as u64);
-    let give_back = || pool.transition(lease, (0, STATE_QUEUED), (owner, STATE_LEASED), None);
+    let outcome = self.enqueue(lease.to_cell());
+    let give_back = || {
+      pool.transition(
+        lease,
+        (0, SlotState::Queued),
+        (owner, SlotState::Leased),
+        None,
+      )
+    };
     match outcome {
       Ok(Enqueued::Done) => Ok(Sent::Sent(self.wake(C_RECV_WAITERS, C_RECV_EPOCH)?)),
       Ok(Enqueued::Full) => give_back().map(|_| Sent::Full),
@@ -167,12 +186,14 @@ impl<M: Memory> Channel<M> {
         Received::Empty
       });
     };
-    let lease = Lease {
-      slot: value as u32,
-      generation: (value >> 32) as u32,
-    };
+    let lease = Lease::from_cell(value);
     pool
-      .transition(lease, (0, STATE_QUEUED), (who.0 + 1, STATE_LEASED), None)
+      .transition(
+        lease,
+        (0, SlotState::Queued),
+        (who.0 + 1, SlotState::Leased),
+        None,
+      )
       .map_err(|_| Error::Corrupt("a ring entry names a slot that is not queued"))?;
     let length = pool.length(lease.slot)?;
     let wake = self.wake(C_SEND_WAITERS, C_SEND_EPOCH)?;

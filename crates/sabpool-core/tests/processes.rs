@@ -1,21 +1,21 @@
 //! Processes sharing a file-backed pool and channel: producer and consumer processes (this test
 //! binary re-run in a child role) move a million slots with checksums, parking on futexes in the
 //! mapped file whenever the pool is empty or the channel full or empty.
-#![cfg(target_os = "linux")]
+#![cfg(all(target_os = "linux", not(loom)))]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sabpool::core::futex;
-use sabpool::core::layout::{
+use sabpool_core::futex;
+use sabpool_core::layout::{
   ChannelLayout, PoolLayout, C_RECV_EPOCH, C_RECV_WAITERS, C_SEND_EPOCH, C_SEND_WAITERS,
   P_FREE_EPOCH,
 };
-use sabpool::core::mem::Memory;
-use sabpool::core::shm::{self, MappedMemory, RegionFile};
-use sabpool::core::{Channel, Lease, Pool, Received, Sent, Wake};
+use sabpool_core::mem::Memory;
+use sabpool_core::shm::{self, MappedMemory, RegionFile};
+use sabpool_core::{Channel, Lease, Pool, Received, Sent, Wake};
 
 const SLOT_SIZE: u32 = 64;
 const SLOTS: u32 = 32;
@@ -122,7 +122,7 @@ fn child(role: &str, dir: &Path) {
       let pmem = pool.memory();
       let lease = wait_for(
         pmem,
-        sabpool::core::layout::P_FREE_WAITERS,
+        sabpool_core::layout::P_FREE_WAITERS,
         P_FREE_EPOCH,
         || pool.try_acquire(me).unwrap(),
       );
@@ -323,7 +323,7 @@ fn processes_move_a_million_slots_through_futex_waits() {
   for _ in 0..CONSUMERS {
     let lease = wait_for(
       pool.memory(),
-      sabpool::core::layout::P_FREE_WAITERS,
+      sabpool_core::layout::P_FREE_WAITERS,
       P_FREE_EPOCH,
       || pool.try_acquire(me).unwrap(),
     );

@@ -2,7 +2,7 @@
 //! statistics, all stored in the shared region so every thread (or process) is an equal peer.
 //!
 //! Memory orderings, and why:
-//! - The free-list head is a tagged word (`tag << 32 | index`); the tag changes on every successful
+//! - The free-list head is a tagged word ([`FreeHead`]); the tag changes on every successful
 //!   push or pop, so a stale compare-and-swap fails instead of corrupting the list (ABA).
 //!   Pushes publish with `SeqCst` (at least `Release`: the pushed slot's `next` link and the
 //!   releasing thread's payload writes must be visible to the next owner); pops read the head with
@@ -18,38 +18,14 @@ use super::error::{Error, Result};
 use super::layout::*;
 use super::mem::Memory;
 use super::sync::{spin_hint, Ordering::*};
+pub use super::words::Lease;
+use super::words::{FreeHead, SlotState, SlotWord};
 
 /// Free-list terminator.
 pub const NIL: u32 = u32::MAX;
 /// How many times a lock-free loop retries before giving up with [`Error::Contended`]. Far above
 /// what real contention needs; it only bounds loops over memory that something keeps scribbling on.
 pub const MAX_RETRIES: u32 = 1 << 20;
-
-pub const STATE_FREE: u8 = 1;
-pub const STATE_LEASED: u8 = 2;
-pub const STATE_IN_FLIGHT: u8 = 3;
-pub const STATE_QUEUED: u8 = 4;
-
-#[inline]
-pub fn pack(generation: u32, owner: u32, state: u8) -> u64 {
-  ((generation as u64) << 32) | ((owner as u64 & 0xff_ffff) << 8) | state as u64
-}
-
-#[inline]
-pub fn unpack(word: u64) -> (u32, u32, u8) {
-  (
-    (word >> 32) as u32,
-    ((word >> 8) & 0xff_ffff) as u32,
-    word as u8,
-  )
-}
-
-/// A borrowed slot as the core sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lease {
-  pub slot: u32,
-  pub generation: u32,
-}
 
 /// A participant's index in the region's participant table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,12 +119,12 @@ impl<M: Memory> Pool<M> {
     u32_at(H_UID)?.store(uid, Relaxed);
     for slot in 0..slot_count {
       let meta = layout.meta(slot);
-      u64_at(meta + META_WORD)?.store(pack(0, 0, STATE_FREE), Relaxed);
+      u64_at(meta + META_WORD)?.store(SlotWord::new(0, 0, SlotState::Free).pack(), Relaxed);
       let next = if slot + 1 < slot_count { slot + 1 } else { NIL };
       u32_at(meta + META_NEXT)?.store(next, Relaxed);
       u32_at(meta + META_LENGTH)?.store(0, Relaxed);
     }
-    u64_at(P_FREE_HEAD)?.store(0, Relaxed); // tag 0, first slot 0
+    u64_at(P_FREE_HEAD)?.store(FreeHead { index: 0, tag: 0 }.pack(), Relaxed);
     u32_at(H_VERSION)?.store(VERSION, Relaxed);
     // The magic goes last, with Release: whoever sees it (Acquire in `attach`) sees the rest.
     u32_at(H_MAGIC)?.store(POOL_MAGIC, Release);
@@ -223,6 +199,13 @@ impl<M: Memory> Pool<M> {
     let entry = self.participant_entry(who)?;
     self.mem.u32_at(entry + PART_PARKED)?.store(parked, Relaxed);
     Ok(())
+  }
+
+  /// The waits of `who` registered in the free-slot waiter count, as last recorded with
+  /// [`Pool::set_parked`] (only `who` writes it while it lives).
+  pub fn parked(&self, who: Participant) -> Result<u32> {
+    let entry = self.participant_entry(who)?;
+    Ok(self.mem.u32_at(entry + PART_PARKED)?.load(Relaxed))
   }
 
   fn participant_entry(&self, who: Participant) -> Result<usize> {
@@ -352,11 +335,16 @@ impl<M: Memory> Pool<M> {
     for slot in 0..self.layout.slot_count {
       let word = self.mem.u64_at(self.layout.meta(slot) + META_WORD)?;
       let current = word.load(Acquire);
-      let (generation, owner, state) = unpack(current);
-      if state == STATE_LEASED
-        && owner == who.owner()
+      let seen = SlotWord::unpack(current);
+      if seen.state == SlotState::Leased
+        && seen.owner == who.owner()
         && word
-          .compare_exchange(current, pack(generation, 0, STATE_FREE), AcqRel, Relaxed)
+          .compare_exchange(
+            current,
+            SlotWord::new(seen.generation, 0, SlotState::Free).pack(),
+            AcqRel,
+            Relaxed,
+          )
           .is_ok()
       {
         // Count the slot out of use before it is back on the list (see `release`).
@@ -381,7 +369,8 @@ impl<M: Memory> Pool<M> {
     let head = self.mem.u64_at(P_FREE_HEAD)?;
     let mut current = head.load(SeqCst);
     for _ in 0..MAX_RETRIES {
-      let index = current as u32;
+      let seen = FreeHead::unpack(current);
+      let index = seen.index;
       if index == NIL {
         return Ok(None);
       }
@@ -393,12 +382,12 @@ impl<M: Memory> Pool<M> {
         .mem
         .u32_at(self.layout.meta(index) + META_NEXT)?
         .load(Relaxed);
-      let tag = (current >> 32).wrapping_add(1);
-      match head.compare_exchange_weak(current, (tag << 32) | next as u64, SeqCst, SeqCst) {
+      let installed = seen.with_next(next);
+      match head.compare_exchange_weak(current, installed.pack(), SeqCst, SeqCst) {
         Ok(_) => {
           if next != NIL && next >= self.layout.slot_count {
             // The link we installed is garbage; cut the list rather than let it point anywhere.
-            head.store((tag.wrapping_add(1) << 32) | NIL as u64, SeqCst);
+            head.store(installed.with_next(NIL).pack(), SeqCst);
             return Err(Error::Corrupt("free-list link names no slot"));
           }
           return Ok(Some(index));
@@ -417,9 +406,9 @@ impl<M: Memory> Pool<M> {
     let next = self.mem.u32_at(self.layout.meta(slot) + META_NEXT)?;
     let mut current = head.load(Relaxed);
     for _ in 0..MAX_RETRIES {
-      next.store(current as u32, Relaxed);
-      let tag = (current >> 32).wrapping_add(1);
-      match head.compare_exchange_weak(current, (tag << 32) | slot as u64, SeqCst, Relaxed) {
+      let seen = FreeHead::unpack(current);
+      next.store(seen.index, Relaxed);
+      match head.compare_exchange_weak(current, seen.with_next(slot).pack(), SeqCst, Relaxed) {
         Ok(_) => return Ok(()),
         Err(actual) => {
           current = actual;
@@ -462,14 +451,17 @@ impl<M: Memory> Pool<M> {
       return Ok(None);
     };
     let word = self.slot_word(slot)?;
-    let (generation, _, state) = unpack(word.load(Acquire));
-    if state != STATE_FREE {
+    let seen = SlotWord::unpack(word.load(Acquire));
+    if seen.state != SlotState::Free {
       return Err(Error::Corrupt("a slot on the free list is not free"));
     }
     // The slot is ours alone once popped; a new generation makes every older lease and ticket
     // for it stale.
-    let generation = generation.wrapping_add(1);
-    word.store(pack(generation, who.owner(), STATE_LEASED), Release);
+    let generation = seen.generation.wrapping_add(1);
+    word.store(
+      SlotWord::new(generation, who.owner(), SlotState::Leased).pack(),
+      Release,
+    );
     self
       .mem
       .u32_at(self.layout.meta(slot) + META_LENGTH)?
@@ -507,8 +499,8 @@ impl<M: Memory> Pool<M> {
     let word = self.slot_word(lease.slot)?;
     word
       .compare_exchange(
-        pack(lease.generation, who.owner(), STATE_LEASED),
-        pack(lease.generation, 0, STATE_FREE),
+        SlotWord::new(lease.generation, who.owner(), SlotState::Leased).pack(),
+        SlotWord::new(lease.generation, 0, SlotState::Free).pack(),
         AcqRel,
         Relaxed,
       )
@@ -530,9 +522,9 @@ impl<M: Memory> Pool<M> {
     };
     self.transition_to(
       lease,
-      (who.owner(), STATE_LEASED),
+      (who.owner(), SlotState::Leased),
       next.generation,
-      (0, STATE_IN_FLIGHT),
+      (0, SlotState::InFlight),
       Some(length),
     )?;
     Ok(next)
@@ -542,8 +534,8 @@ impl<M: Memory> Pool<M> {
   pub fn adopt(&self, who: Participant, lease: Lease) -> Result<u32> {
     self.transition(
       lease,
-      (0, STATE_IN_FLIGHT),
-      (who.owner(), STATE_LEASED),
+      (0, SlotState::InFlight),
+      (who.owner(), SlotState::Leased),
       None,
     )?;
     self.length(lease.slot)
@@ -554,8 +546,8 @@ impl<M: Memory> Pool<M> {
   pub(crate) fn transition(
     &self,
     lease: Lease,
-    from: (u32, u8),
-    to: (u32, u8),
+    from: (u32, SlotState),
+    to: (u32, SlotState),
     length: Option<u32>,
   ) -> Result<()> {
     self.transition_to(lease, from, lease.generation, to, length)
@@ -565,9 +557,9 @@ impl<M: Memory> Pool<M> {
   fn transition_to(
     &self,
     lease: Lease,
-    from: (u32, u8),
+    from: (u32, SlotState),
     generation: u32,
-    to: (u32, u8),
+    to: (u32, SlotState),
     length: Option<u32>,
   ) -> Result<()> {
     let word = self.slot_word(lease.slot)?;
@@ -576,7 +568,7 @@ impl<M: Memory> Pool<M> {
         return Err(Error::BadTicket("length exceeds the slot size"));
       }
       // Checked before writing: only the current owner may set the length.
-      if word.load(Relaxed) != pack(lease.generation, from.0, from.1) {
+      if word.load(Relaxed) != SlotWord::new(lease.generation, from.0, from.1).pack() {
         return Err(Error::StaleLease);
       }
       self
@@ -586,8 +578,8 @@ impl<M: Memory> Pool<M> {
     }
     word
       .compare_exchange(
-        pack(lease.generation, from.0, from.1),
-        pack(generation, to.0, to.1),
+        SlotWord::new(lease.generation, from.0, from.1).pack(),
+        SlotWord::new(generation, to.0, to.1).pack(),
         AcqRel,
         Relaxed,
       )
@@ -610,9 +602,9 @@ impl<M: Memory> Pool<M> {
     Ok(length)
   }
 
-  /// Current (generation, owner, state) of a slot.
-  pub fn slot_state(&self, slot: u32) -> Result<(u32, u32, u8)> {
-    Ok(unpack(self.slot_word(slot)?.load(Acquire)))
+  /// Current state word of a slot.
+  pub fn slot_state(&self, slot: u32) -> Result<SlotWord> {
+    Ok(SlotWord::unpack(self.slot_word(slot)?.load(Acquire)))
   }
 
   /// Adds `delta` to the count of threads waiting for a free slot (the waiter's side of the
@@ -657,16 +649,14 @@ impl<M: Memory> Pool<M> {
     Ok(stats)
   }
 
-  /// Counts slots by state (index = state; 0 = invalid) by scanning every slot word.
+  /// Counts slots by state (index = [`SlotState::bits`]; 0 = invalid) by scanning every slot word.
   pub fn census(&self) -> Result<[u32; 5]> {
     let mut counts = [0u32; 5];
     for slot in 0..self.layout.slot_count {
-      let (_, _, state) = self.slot_state(slot)?;
       // Index 0 counts words in no valid state.
-      let index = if (STATE_FREE..=STATE_QUEUED).contains(&state) {
-        state as usize
-      } else {
-        0
+      let index = match self.slot_state(slot)?.state {
+        SlotState::Invalid(_) => 0,
+        valid => valid.bits() as usize,
       };
       counts[index] += 1;
     }
@@ -677,13 +667,13 @@ impl<M: Memory> Pool<M> {
   /// is cyclic or names a non-free slot. For tests and diagnostics; not safe to call concurrently
   /// with pops and pushes.
   pub fn free_list_len(&self) -> Result<u32> {
-    let mut index = self.mem.u64_at(P_FREE_HEAD)?.load(Acquire) as u32;
+    let mut index = FreeHead::unpack(self.mem.u64_at(P_FREE_HEAD)?.load(Acquire)).index;
     let mut seen = 0u32;
     while index != NIL {
       if index >= self.layout.slot_count || seen >= self.layout.slot_count {
         return Err(Error::Corrupt("free list is cyclic or out of range"));
       }
-      if self.slot_state(index)?.2 != STATE_FREE {
+      if self.slot_state(index)?.state != SlotState::Free {
         return Err(Error::Corrupt("free list holds a slot that is not free"));
       }
       seen += 1;

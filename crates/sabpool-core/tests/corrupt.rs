@@ -8,9 +8,9 @@
 mod common;
 
 use common::*;
-use sabpool::core::layout::*;
-use sabpool::core::pool::{MAX_RETRIES, NIL, STATE_FREE, STATE_QUEUED};
-use sabpool::core::*;
+use sabpool_core::layout::*;
+use sabpool_core::pool::{MAX_RETRIES, NIL};
+use sabpool_core::*;
 use std::time::{Duration, Instant};
 
 /// A layout returned by a successful attach must lie entirely inside the region and agree with
@@ -55,7 +55,7 @@ fn corrupt_range(rng: &mut Rng, mem: &OwnedMemory, from: usize, to: usize) {
       write32(mem, off, value);
     }
     1 => {
-      let off = (from + 7) / 8 * 8 + (rng.below(((to - from) / 8) as u64) as usize) * 8;
+      let off = from.div_ceil(8) * 8 + (rng.below(((to - from) / 8) as u64) as usize) * 8;
       if off + 8 <= to {
         let value = rng.nasty_u64(read64(mem, off));
         write64(mem, off, value);
@@ -360,7 +360,12 @@ fn corrupt_live(
     0 | 1 => {
       let off = layout.meta(rng.below(slots as u64) as u32) + META_WORD;
       let value = if rng.chance(50) {
-        sabpool::core::pool::pack(rng.below(4) as u32, rng.below(5) as u32, rng.below(6) as u8)
+        SlotWord::new(
+          rng.below(4) as u32,
+          rng.below(5) as u32,
+          SlotState::from_bits(rng.below(6) as u8),
+        )
+        .pack()
       } else {
         rng.nasty_u64(read64(pool_mem, off))
       };
@@ -648,10 +653,10 @@ fn corrupted_free_list_is_reported_not_followed() {
   let other = pool.try_acquire(me).unwrap().unwrap();
   assert_ne!(other.slot, lease.slot);
   assert!(matches!(pool.try_acquire(me), Err(Error::Corrupt(_))));
-  assert_eq!(pool.slot_state(lease.slot).unwrap().1, me.0 + 1);
+  assert_eq!(pool.slot_state(lease.slot).unwrap().owner, me.0 + 1);
   let _ = pool.release(me, lease).unwrap();
   let _ = pool.release(me, other).unwrap();
-  assert_eq!(pool.census().unwrap()[STATE_FREE as usize], 2);
+  assert_eq!(pool.census().unwrap()[SlotState::Free.bits() as usize], 2);
 }
 
 #[test]
@@ -690,7 +695,7 @@ fn corrupted_ring_entries_are_reported() {
     // to anyone, and the ring keeps working.
     assert_eq!(
       pool.slot_state(second.slot).unwrap(),
-      (second.generation, 0, STATE_QUEUED)
+      SlotWord::new(second.generation, 0, SlotState::Queued)
     );
     let _ = pool.release(me, first).unwrap();
     let again = pool.try_acquire(me).unwrap().unwrap();
@@ -724,7 +729,7 @@ fn corrupted_ring_sequences_fail_fast() {
   let spent = started.elapsed();
   assert!(matches!(sent, Err(Error::Corrupt(_))), "{sent:?}");
   // The failed send left the lease with its sender.
-  assert_eq!(pool.slot_state(lease.slot).unwrap().1, me.0 + 1);
+  assert_eq!(pool.slot_state(lease.slot).unwrap().owner, me.0 + 1);
   // Consumer side: same cell.
   let started = Instant::now();
   let received = channel.try_recv(&pool, me);

@@ -9,7 +9,7 @@
 //! target/fuzz-region-failure.bin and printed in hex, ready to be replayed with cargo-fuzz.
 #![cfg(not(loom))]
 
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../../fuzz/src/lib.rs"]
 #[allow(dead_code)]
 mod region_fuzz;
 
@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 fn run_reporting(input: &[u8], what: &str) {
   let outcome = std::panic::catch_unwind(|| region_fuzz::run(input));
   if let Err(panic) = outcome {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-region-failure.bin");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/fuzz-region-failure.bin");
     let _ = std::fs::write(&path, input);
     let hex: String = input.iter().map(|b| format!("{b:02x}")).collect();
     eprintln!(
@@ -34,7 +34,7 @@ fn run_reporting(input: &[u8], what: &str) {
 }
 
 fn saved_inputs() -> Vec<PathBuf> {
-  let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+  let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
   let mut files = Vec::new();
   for dir in ["corpus/region", "artifacts/region", "regressions/region"] {
     if let Ok(entries) = std::fs::read_dir(root.join(dir)) {
@@ -72,10 +72,10 @@ fn random_inputs_never_break_a_guarantee() {
     input.clear();
     let len = (rng.next_u64() % 1024) as usize;
     // Mostly small bytes (they select operations and small indices), sometimes anything.
-    let wild = rng.next_u64() % 4 == 0;
+    let wild = rng.next_u64().is_multiple_of(4);
     for _ in 0..len {
       let r = rng.next_u64();
-      input.push(if wild || r % 3 == 0 {
+      input.push(if wild || r.is_multiple_of(3) {
         (r >> 8) as u8
       } else {
         (r >> 8) as u8 % 24

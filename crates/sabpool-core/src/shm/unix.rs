@@ -11,8 +11,8 @@ use std::sync::Arc;
 use memmap2::MmapRaw;
 
 use super::{MappedMemory, ShmError};
-use crate::core::error::{Error, Result};
-use crate::core::pool::ProcessId;
+use crate::error::{Error, Result};
+use crate::pool::ProcessId;
 
 fn io_error(what: &str, path: &Path, e: io::Error) -> ShmError {
   let message = format!("{what} {}: {e}", path.display());
@@ -56,7 +56,7 @@ impl RegionFile {
     if !meta.file_type().is_file() {
       return Err(ShmError::Region(Error::BadHandle("not a regular file")));
     }
-    if meta.len() < crate::core::layout::LINE as u64 {
+    if meta.len() < crate::layout::LINE as u64 {
       return Err(ShmError::Region(Error::BadHandle(
         "file is shorter than any region header",
       )));

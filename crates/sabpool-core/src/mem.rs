@@ -1,6 +1,7 @@
-//! Word access to a shared region. This module holds the core's only `unsafe` code: turning a
-//! pointer to memory that other threads (and JS) share into atomic references, with every access
-//! bounds- and alignment-checked.
+//! Word access to a shared region. This module holds the core's `unsafe` memory access (the crate
+//! denies `unsafe_code` elsewhere; only `futex`, `shm::mapped` and `shm::unix` are also allowed
+//! it, for system calls and for wrapping a mapping): turning a pointer to memory that other
+//! threads (and JS) share into atomic references, with every access bounds- and alignment-checked.
 //!
 //! Everything above this module reads and writes the region only through [`Memory`], so a corrupted
 //! offset can produce an error but never an access outside the region.
@@ -12,6 +13,10 @@ use super::sync::{AtomicU32, AtomicU64};
 pub trait Memory {
   /// Length of the region in bytes.
   fn len(&self) -> usize;
+
+  fn is_empty(&self) -> bool {
+    self.len() == 0
+  }
 
   /// The 32-bit word at `offset`, or an error when it is outside the region or misaligned.
   fn u32_at(&self, offset: usize) -> Result<&AtomicU32>;
@@ -40,7 +45,7 @@ impl<M: Memory + ?Sized> Memory for &M {
 #[inline]
 fn check(offset: usize, size: usize, len: usize) -> Result<()> {
   // `offset <= len - size` avoids the overflow `offset + size` could hit on corrupted input.
-  if len < size || offset > len - size || offset % size != 0 {
+  if len < size || offset > len - size || !offset.is_multiple_of(size) {
     return Err(Error::Corrupt("word offset outside the region"));
   }
   Ok(())
@@ -73,7 +78,7 @@ impl SharedMemory {
   pub unsafe fn new(base: *mut u8, len: usize) -> Result<Self> {
     let base =
       std::ptr::NonNull::new(base).ok_or(Error::BadHandle("region has no backing memory"))?;
-    if (base.as_ptr() as usize) % 8 != 0 {
+    if !(base.as_ptr() as usize).is_multiple_of(8) {
       return Err(Error::BadHandle("region is not 8-byte aligned"));
     }
     Ok(SharedMemory { base, len })

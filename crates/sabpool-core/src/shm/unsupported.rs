@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{MappedMemory, ShmError};
-use crate::core::error::Result;
-use crate::core::pool::ProcessId;
+use crate::error::Result;
+use crate::pool::ProcessId;
 
 fn unsupported() -> ShmError {
   ShmError::Unsupported(

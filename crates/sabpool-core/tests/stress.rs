@@ -11,8 +11,7 @@ mod common;
 
 use common::*;
 use crossbeam::queue::SegQueue;
-use sabpool::core::pool::{STATE_FREE, STATE_IN_FLIGHT, STATE_LEASED};
-use sabpool::core::*;
+use sabpool_core::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
@@ -240,8 +239,8 @@ fn pool_stress(threads: u64, slots: u32, max_held: usize, ops: u64) {
       let mem = shared.pool.memory();
       let mut samples = 0u64;
       while running.load(Relaxed) {
-        let in_use = read32(mem, sabpool::core::layout::P_IN_USE);
-        let high_water = read32(mem, sabpool::core::layout::P_HIGH_WATER);
+        let in_use = read32(mem, sabpool_core::layout::P_IN_USE);
+        let high_water = read32(mem, sabpool_core::layout::P_HIGH_WATER);
         assert!(in_use <= SLOTS, "in_use {in_use} of {SLOTS} slots");
         assert!(
           high_water <= SLOTS,
@@ -279,7 +278,7 @@ fn pool_stress(threads: u64, slots: u32, max_held: usize, ops: u64) {
   while let Some(ticket) = shared.tickets.pop() {
     assert_eq!(
       pool.slot_state(ticket.lease.slot).unwrap(),
-      (ticket.lease.generation, 0, STATE_IN_FLIGHT)
+      SlotWord::new(ticket.lease.generation, 0, SlotState::InFlight)
     );
     assert_eq!(pool.adopt(me, ticket.lease).unwrap(), ticket.length);
     shared.check(ticket.lease.slot, ticket.stamp, "late adopt");
@@ -302,8 +301,12 @@ fn pool_stress(threads: u64, slots: u32, max_held: usize, ops: u64) {
   assert!(total.reclaimed > 0 || (SLOTS as u64) < THREADS * max_held as u64 / 2);
   for (slot, tag) in shared.tags.0.iter().enumerate() {
     assert_eq!(tag.load(Relaxed), 0, "slot {slot} still tagged");
-    let (generation, owner, state) = pool.slot_state(slot as u32).unwrap();
-    assert_eq!((owner, state), (0, STATE_FREE));
+    let SlotWord {
+      generation,
+      owner,
+      state,
+    } = pool.slot_state(slot as u32).unwrap();
+    assert_eq!((owner, state), (0, SlotState::Free));
     assert_eq!(
       generation as u64,
       shared.acquisitions[slot].load(Relaxed),
@@ -421,7 +424,7 @@ fn channel_stress() {
           match channel.try_recv(pool, me).unwrap() {
             Received::Lease(lease, length, _) => {
               shared.tags.claim(lease.slot, tag, "receive");
-              assert_eq!(pool.slot_state(lease.slot).unwrap().1, me.0 + 1);
+              assert_eq!(pool.slot_state(lease.slot).unwrap().owner, me.0 + 1);
               let item = shared.item[lease.slot as usize].load(Relaxed);
               let (p, seq) = ((item >> 32) as usize, item & 0xffff_ffff);
               assert!(
@@ -522,7 +525,7 @@ fn close_fails_sends_and_drains_receivers() {
   assert_eq!(channel.try_send(&pool, a, late, 1), Err(Error::Closed));
   assert_eq!(
     pool.slot_state(late.slot).unwrap(),
-    (late.generation, a.0 + 1, STATE_LEASED)
+    SlotWord::new(late.generation, a.0 + 1, SlotState::Leased)
   );
   let _ = pool.release(a, late).unwrap();
 
@@ -570,7 +573,7 @@ fn full_ring_keeps_the_lease_with_its_sender() {
   );
   assert_eq!(
     pool.slot_state(leases[2].slot).unwrap(),
-    (leases[2].generation, a.0 + 1, STATE_LEASED)
+    SlotWord::new(leases[2].generation, a.0 + 1, SlotState::Leased)
   );
   assert_eq!(channel.stats().unwrap().queued, 2);
   // The refused lease can be released (or sent elsewhere) by its owner.
@@ -637,13 +640,13 @@ fn send_checks_ownership_pool_and_length() {
 #[test]
 fn receivers_are_woken_only_when_parked() {
   let pool = new_pool(64, 4, 2);
-  let chan_mem = sabpool::core::OwnedMemory::new(
-    sabpool::core::layout::ChannelLayout::new(4)
+  let chan_mem = sabpool_core::OwnedMemory::new(
+    sabpool_core::layout::ChannelLayout::new(4)
       .unwrap()
       .total_len,
   );
   let channel = Channel::create(&chan_mem, 4, 3, pool.uid()).unwrap();
-  use sabpool::core::layout::{C_RECV_EPOCH, C_RECV_WAITERS, C_SEND_EPOCH, C_SEND_WAITERS};
+  use sabpool_core::layout::{C_RECV_EPOCH, C_RECV_WAITERS, C_SEND_EPOCH, C_SEND_WAITERS};
   let a = pool.join(1, 1).unwrap();
   let l1 = pool.try_acquire(a).unwrap().unwrap();
   assert_eq!(
@@ -713,7 +716,7 @@ fn close_race() {
                 // Refused, and still ours: release must work.
                 assert_eq!(
                   pool.slot_state(lease.slot).unwrap(),
-                  (lease.generation, me.0 + 1, STATE_LEASED)
+                  SlotWord::new(lease.generation, me.0 + 1, SlotState::Leased)
                 );
                 let _ = pool.release(me, lease).unwrap();
                 break;

@@ -28,7 +28,8 @@ pub const P_SLOT_COUNT: usize = 28;
 pub const P_STRIDE: usize = 32;
 pub const P_MAX_PARTICIPANTS: usize = 36;
 pub const P_DATA_OFFSET: usize = 40; // u64
-/// Free-list line: tagged head (u64), slots in use, high-water mark.
+/// Free-list line: tagged head (u64, [`FreeHead`](super::words::FreeHead)), slots in use,
+/// high-water mark.
 pub const P_FREE_HEAD: usize = LINE;
 pub const P_IN_USE: usize = LINE + 8;
 pub const P_HIGH_WATER: usize = LINE + 12;
@@ -60,7 +61,7 @@ pub const PART_RECLAIMING: u64 = u64::MAX;
 /// Token of an entry being claimed, until its pid and start time are written.
 pub const PART_JOINING: u64 = u64::MAX - 1;
 
-/// Per-slot metadata: state word (u64: generation << 32 | owner << 8 | state), free-list link,
+/// Per-slot metadata: state word (u64, [`SlotWord`](super::words::SlotWord)), free-list link,
 /// length in use.
 pub const META_SIZE: usize = 16;
 pub const META_WORD: usize = 0;
@@ -86,7 +87,7 @@ pub const C_SEND_WAITERS: usize = 4 * LINE;
 pub const C_SEND_EPOCH: usize = 4 * LINE + 4;
 pub const C_SEND_WAITS: usize = 4 * LINE + 8; // u64
 pub const C_CELLS: usize = 5 * LINE;
-/// Ring cell: sequence (u64), value (u64: generation << 32 | slot).
+/// Ring cell: sequence (u64), value (u64, [`Lease::to_cell`](super::words::Lease::to_cell)).
 pub const CELL_SIZE: usize = 16;
 pub const MAX_CAPACITY: u32 = 1 << 24;
 
@@ -191,7 +192,7 @@ pub struct ChannelLayout {
 
 impl ChannelLayout {
   pub fn new(capacity: u32) -> Result<Self> {
-    if capacity < 2 || capacity > MAX_CAPACITY || !capacity.is_power_of_two() {
+    if !(2..=MAX_CAPACITY).contains(&capacity) || !capacity.is_power_of_two() {
       return Err(Error::BadHandle(
         "capacity must be a power of two in 2..=2^24",
       ));

@@ -1,0 +1,272 @@
+'use strict'
+
+// A pool's per-thread state (PoolState: the plain fields its hot paths read) and Lease, the
+// borrowed slot. Both are shared by SharedPool and Channel.
+
+const path = require('node:path')
+const { binding, OFFSETS, NONE, SITE_FREE_SLOT } = require('./native.js')
+const { makeError, statusError, describe } = require('./errors.js')
+const { checkLength } = require('./options.js')
+const { wakeAll } = require('./wait.js')
+
+const { poolAcquire, poolRelease, poolHandoff, channelSend } = binding
+
+const OWNED = 0
+const RELEASED = 1
+const HANDED_OFF = 2
+const SENT = 3
+
+const FREE_EPOCH = OFFSETS.freeEpoch >>> 2
+
+/** Stack frames from sabpool's own files, left out of where a leaked lease was acquired. */
+const OWN_FRAMES = path.join(__dirname, path.sep)
+
+/**
+ * Everything a pool's hot paths need, as plain fields (shared by SharedPool and its leases).
+ * `ref` is this thread's attachment in the native registry (what every native call takes;
+ * DETACHED_ID once detached); `uid` is the pool's random id, the same in every thread and process.
+ */
+class PoolState {
+  /** `region`: the pool's backend (lib/region.js), which holds its memory. */
+  constructor(region, attachment, trackLeaks) {
+    const ref = attachment.id
+    const info = binding.poolDescribe(ref)
+    this.region = region
+    this.attachment = attachment
+    this.ref = ref
+    this.buffer = region.buffer
+    this.uid = info.uid
+    this.slotSize = info.slotSize
+    this.slots = info.slots
+    this.stride = info.stride
+    this.dataOffset = info.dataOffset
+    this.metaOffset = info.metaOffset
+    this.u32 = new Uint32Array(this.buffer, 0, info.dataOffset / 4)
+    this.i32 = new Int32Array(this.buffer, 0, info.dataOffset / 4)
+    /** Per-slot Uint8Array views, created on first use and reused: no allocation per lease. */
+    this.views = new Array(info.slots).fill(undefined)
+    this.freeSite = region.waitSite({
+      i32: this.i32,
+      epochOffset: OFFSETS.freeEpoch,
+      register: (delta) => binding.poolWaiting(this.ref, delta),
+      noteWait: () => binding.poolNoteWait(this.ref),
+      kind: 'pool',
+      uid: this.uid,
+      ref: () => this.ref,
+      site: SITE_FREE_SLOT,
+      // A file-backed pool starved for a whole slice checks whether a dead process holds slots.
+      idle: () => binding.poolReclaimDead(this.ref),
+    })
+    /** Set when leak tracking is on: finds leases garbage-collected while still owned. */
+    this.leaks = trackLeaks ? new FinalizationRegistry((record) => this.reclaimLeaked(record)) : undefined
+  }
+
+  /** Leak tracking: remember where a lease was taken, until it is released, handed off or sent. */
+  track(lease) {
+    const where = new Error('acquired here').stack.split('\n').slice(1)
+      .filter((frame) => !frame.includes(OWN_FRAMES)).join('\n')
+    this.leaks.register(lease, { slot: lease.slot, generation: lease.generation, where }, lease)
+  }
+
+  untrack(lease) {
+    this.leaks.unregister(lease)
+  }
+
+  /** A tracked lease was garbage-collected while this thread still owned its slot. */
+  reclaimLeaked({ slot, generation, where }) {
+    let wake
+    try {
+      wake = binding.poolReclaimLease(this.ref, slot, generation)
+    } catch {
+      return // detached, or the slot moved on in a way only a scribble could cause: nothing to reclaim
+    }
+    if (wake) this.notifyFree()
+    process.emitWarning(
+      `a lease of slot ${slot} (generation ${generation}) of pool ${this.uid} was garbage-collected without ` +
+      `release(); its slot has been reclaimed. Acquired at:\n${where}`,
+      { type: 'SabpoolWarning', code: 'SABPOOL_LEAKED_LEASE' })
+  }
+
+  view(slot) {
+    let view = this.views[slot]
+    if (view === undefined) {
+      view = new Uint8Array(this.buffer, this.dataOffset + slot * this.stride, this.slotSize)
+      this.views[slot] = view
+    }
+    return view
+  }
+
+  /** Generation of a slot this thread now owns (the high half of its state word). */
+  generation(slot) {
+    return this.u32[(this.metaOffset + slot * OFFSETS.metaSize + OFFSETS.metaWord + 4) >>> 2]
+  }
+
+  /** Length recorded for a slot this thread now owns. */
+  recordedLength(slot) {
+    return this.u32[(this.metaOffset + slot * OFFSETS.metaSize + OFFSETS.metaLength) >>> 2]
+  }
+
+  /** A Lease object for a slot this thread now owns: `reuse` re-armed, or a new one. */
+  lease(slot, length, reuse) {
+    const generation = this.generation(slot)
+    let lease = reuse
+    if (lease === undefined) lease = new Lease(this, slot, generation, length)
+    else lease._rearm(this, slot, generation, length)
+    if (this.leaks !== undefined) this.track(lease)
+    return lease
+  }
+
+  tryAcquire(reuse) {
+    const slot = poolAcquire(this.ref)
+    if (slot < 0) {
+      if (slot === NONE) return undefined
+      throw statusError(slot, 'acquire')
+    }
+    return this.lease(slot, 0, reuse)
+  }
+
+  notifyFree() {
+    wakeAll(this.i32, FREE_EPOCH)
+  }
+}
+
+/**
+ * A borrowed slot: `bytes` is a view into shared memory that this thread may read and write until
+ * it calls `release()` or `handoff()` (or sends the lease through a channel).
+ */
+class Lease {
+  #pool
+  #slot
+  #generation
+  #length
+  #state = OWNED
+
+  /** @internal */
+  constructor(pool, slot, generation, length) {
+    this.#pool = pool
+    this.#slot = slot
+    this.#generation = generation
+    this.#length = length
+  }
+
+  get slot() {
+    return this.#slot
+  }
+
+  get generation() {
+    return this.#generation
+  }
+
+  /** The whole slot (slotSize bytes) as a Uint8Array over the shared memory. */
+  get bytes() {
+    this.#checkOwned('bytes')
+    return this.#pool.view(this.#slot)
+  }
+
+  /** Bytes in use, 0..slotSize. Travels with a handoff or a channel send. */
+  get length() {
+    return this.#length
+  }
+
+  set length(value) {
+    this.#length = checkLength(value, this.#pool.slotSize)
+  }
+
+  /** True while this thread owns the slot. */
+  get owned() {
+    return this.#state === OWNED
+  }
+
+  #checkOwned(what) {
+    if (this.#state !== OWNED) {
+      const how = this.#state === RELEASED ? 'released' : this.#state === HANDED_OFF ? 'handed off' : 'sent'
+      throw makeError('ERR_SABPOOL_STALE_LEASE', `${what}: this lease was already ${how} (slot ${this.#slot})`)
+    }
+  }
+
+  /** Returns the slot to the pool. */
+  release() {
+    this.#checkOwned('release')
+    const pool = this.#pool
+    const status = poolRelease(pool.ref, this.#slot, this.#generation)
+    if (status < 0) throw statusError(status, 'release')
+    this.#state = RELEASED
+    if (pool.leaks !== undefined) pool.untrack(this)
+    if (status === 1) pool.notifyFree()
+  }
+
+  /**
+   * Gives up ownership and returns a ticket that another thread passes to `pool.adopt()`.
+   * @returns {{ pool: number, slot: number, generation: number, length: number }}
+   */
+  handoff() {
+    this.#checkOwned('handoff')
+    const pool = this.#pool
+    const status = poolHandoff(pool.ref, this.#slot, this.#generation, this.#length)
+    if (status < 0) throw statusError(status, 'handoff')
+    this.#state = HANDED_OFF
+    if (pool.leaks !== undefined) pool.untrack(this)
+    // A handoff moves the generation on (so tickets of earlier handoffs of this slot go stale);
+    // nobody can adopt before the ticket leaves this thread, so the word is still ours to read.
+    return { pool: pool.uid, slot: this.#slot, generation: pool.generation(this.#slot), length: this.#length }
+  }
+
+  /**
+   * @internal Offers the lease to a channel's ring. Returns the native status: 0 or 1 (sent; 1 =
+   * receivers must be woken) or NONE (full: the lease stays ours).
+   */
+  _sendTo(channelRef, length) {
+    this.#checkOwned('send')
+    const pool = this.#pool
+    const status = channelSend(channelRef, pool.ref, this.#slot, this.#generation, length)
+    if (status >= 0) {
+      this.#state = SENT
+      this.#length = length
+      if (pool.leaks !== undefined) pool.untrack(this)
+    } else if (status !== NONE) {
+      throw statusError(status, 'send')
+    }
+    return status
+  }
+
+  /**
+   * @internal Points a lease this thread no longer owns at a newly owned slot (the caller checked
+   * it with `checkReuse` before taking the slot, so this cannot fail and lose the slot).
+   */
+  _rearm(pool, slot, generation, length) {
+    this.#pool = pool
+    this.#slot = slot
+    this.#generation = generation
+    this.#length = length
+    this.#state = OWNED
+  }
+
+  /** @internal */
+  get _poolUid() {
+    return this.#pool.uid
+  }
+
+  /** @internal */
+  get _slotSize() {
+    return this.#pool.slotSize
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')]() {
+    const state = ['owned', 'released', 'handed off', 'sent'][this.#state]
+    return `Lease { slot: ${this.#slot}, generation: ${this.#generation}, length: ${this.#length}, ${state} }`
+  }
+}
+
+/** Checks an optional `reuse` lease: it must be a Lease this thread no longer owns. */
+function checkReuse(reuse) {
+  if (reuse === undefined || reuse === null) return undefined
+  if (!(reuse instanceof Lease)) {
+    throw makeError('ERR_INVALID_ARG_TYPE', `reuse must be a Lease, got ${describe(reuse)}`)
+  }
+  if (reuse.owned) {
+    throw makeError('ERR_SABPOOL_LEASE_IN_USE', `reuse must be a lease that was released, handed off or sent; slot ${reuse.slot} is still owned`)
+  }
+  return reuse
+}
+
+module.exports = { PoolState, Lease, checkReuse }

@@ -1,0 +1,287 @@
+'use strict'
+
+// SharedPool: a preallocated pool of fixed-size slots in shared memory, in-process (a
+// SharedArrayBuffer) or in a mapped file that other processes open by name.
+
+const { randomInt } = require('node:crypto')
+const { binding, DETACHED_ID, LAYOUT_VERSION } = require('./native.js')
+const { makeError, statusError, abortError, describe } = require('./errors.js')
+const {
+  checkOptionsObject, checkTimeout, checkSignal, checkSpin, checkTrackLeaks, checkGeometry,
+  checkName, checkDir, checkFileOptions,
+} = require('./options.js')
+const { spinForFree, parkSync, parkAsync } = require('./wait.js')
+const { PoolState, checkReuse } = require('./lease.js')
+const { MemoryRegion, FileRegion, nativeCall } = require('./region.js')
+
+const { poolAdopt } = binding
+
+const HANDLE_KIND = 'sabpool.pool'
+
+/** Constructor token: the object is made from an existing attachment, not from options. */
+const ATTACH = Symbol('attach')
+
+/** Largest SharedArrayBuffer a pool may ask for: V8's limit is 2^53 - 1 bytes on 64-bit. */
+const MAX_REGION_BYTES = Number.MAX_SAFE_INTEGER
+
+/** A random uid for a new pool or channel (0 is never used). */
+function newUid() {
+  return randomInt(1, 0xffffffff)
+}
+
+/**
+ * Checks a handle's kind and layout version; returns whether it names a file region.
+ * `api` and `noun` name the caller in messages ('SharedPool.attach', 'pool').
+ */
+function checkHandle(handle, kind, api, noun) {
+  if (handle === null || typeof handle !== 'object' || handle.kind !== kind) {
+    throw makeError('ERR_SABPOOL_BAD_HANDLE', `${api} needs a ${noun}'s handle (${noun}.handle), got ${describe(handle)}`)
+  }
+  if (handle.version !== LAYOUT_VERSION) {
+    throw makeError('ERR_SABPOOL_BAD_HANDLE', `this handle has layout version ${handle.version}; this sabpool reads version ${LAYOUT_VERSION}`)
+  }
+  return typeof handle.name === 'string'
+}
+
+/** A pool in a region file this thread just created or opened. */
+function filePool(attachment, name, dir, trackLeaks) {
+  const region = new FileRegion(attachment, name, dir)
+  region.detachAtExit(attachment)
+  return new SharedPool(ATTACH, new PoolState(region, attachment, trackLeaks))
+}
+
+class SharedPool {
+  #state
+  #handle
+
+  /**
+   * @param {{ slotSize: number, slots: number, maxParticipants?: number }} options
+   */
+  constructor(options, attached) {
+    if (options === ATTACH) {
+      this.#state = attached
+    } else {
+      options = checkOptionsObject('options', options)
+      if (options.slotSize === undefined && options.slots === undefined) {
+        throw makeError('ERR_INVALID_ARG_TYPE', 'new SharedPool({ slotSize, slots }) needs slotSize and slots')
+      }
+      const { slotSize, slots, maxParticipants } = checkGeometry(options)
+      const trackLeaks = checkTrackLeaks(options.trackLeaks)
+      const size = nativeCall(() => binding.poolRegionSize(slotSize, slots, maxParticipants))
+      let buffer
+      try {
+        if (size > MAX_REGION_BYTES) throw new RangeError('Array buffer allocation failed')
+        buffer = new SharedArrayBuffer(size)
+      } catch (cause) {
+        throw makeError('ERR_SABPOOL_TOO_LARGE',
+          `slots × slotSize (${slots} × ${slotSize}) needs a ${size}-byte SharedArrayBuffer, more than this Node can allocate`, cause)
+      }
+      const uid = newUid()
+      const attachment = nativeCall(() => binding.poolCreate(new Uint8Array(buffer), slotSize, slots, maxParticipants, uid))
+      this.#state = new PoolState(new MemoryRegion(buffer, 'pool'), attachment, trackLeaks)
+    }
+    this.#handle = this.#state.region.handle(HANDLE_KIND)
+  }
+
+  /**
+   * Creates a pool in a memory-mapped file that other processes can open by name
+   * (`<dir>/sabpool.<name>.pool`, dir defaulting to /dev/shm). A file of that name left over by
+   * processes that are all gone is replaced; one still in use is not (ERR_SABPOOL_EXISTS).
+   * @param {{ name: string, slotSize: number, slots: number, maxParticipants?: number,
+   *   mode?: number, dir?: string, trackLeaks?: boolean }} options
+   */
+  static create(options) {
+    options = checkOptionsObject('options', options)
+    const { name, dir, mode } = checkFileOptions(options)
+    const { slotSize, slots, maxParticipants } = checkGeometry(options)
+    const trackLeaks = checkTrackLeaks(options.trackLeaks)
+    const attachment = nativeCall(() =>
+      binding.poolCreateFile(dir, name, slotSize, slots, maxParticipants, newUid(), mode))
+    return filePool(attachment, name, dir, trackLeaks)
+  }
+
+  /**
+   * Opens a pool that a process created with `SharedPool.create`, validating the file exactly as
+   * `attach` validates a handle. Reclaims the slots of participants whose process has died.
+   * @param {string} name
+   * @param {{ dir?: string, trackLeaks?: boolean }} [options]
+   */
+  static open(name, options) {
+    checkName(name)
+    options = checkOptionsObject('options', options)
+    const dir = checkDir(options.dir)
+    const trackLeaks = checkTrackLeaks(options.trackLeaks)
+    const attachment = nativeCall(() => binding.poolOpenFile(dir, name))
+    return filePool(attachment, name, dir, trackLeaks)
+  }
+
+  /**
+   * Attaches to a pool created in another thread, given its `handle`. Same memory, no copy.
+   */
+  static attach(handle, options) {
+    options = checkOptionsObject('options', options)
+    const trackLeaks = checkTrackLeaks(options.trackLeaks)
+    if (checkHandle(handle, HANDLE_KIND, 'SharedPool.attach', 'pool')) return SharedPool.open(handle.name, { dir: handle.dir, trackLeaks })
+    if (!(handle.buffer instanceof SharedArrayBuffer)) {
+      throw makeError('ERR_SABPOOL_BAD_HANDLE', 'handle.buffer must be the pool\'s SharedArrayBuffer')
+    }
+    const attachment = nativeCall(() => binding.poolAttach(new Uint8Array(handle.buffer)))
+    return new SharedPool(ATTACH, new PoolState(new MemoryRegion(handle.buffer, 'pool'), attachment, trackLeaks))
+  }
+
+  /** @internal */
+  get _state() {
+    return this.#state
+  }
+
+  get slotSize() {
+    return this.#state.slotSize
+  }
+
+  get slots() {
+    return this.#state.slots
+  }
+
+  /** A random id of this pool, carried by tickets. */
+  get id() {
+    return this.#state.uid
+  }
+
+  /** Structured-cloneable description; pass it to workers (workerData or postMessage). */
+  get handle() {
+    return this.#handle
+  }
+
+  /** The name a file-backed pool was created or opened with; undefined for an in-process pool. */
+  get name() {
+    return this.#state.region.name
+  }
+
+  /** Path of a file-backed pool's file; undefined for an in-process pool. */
+  get path() {
+    return this.#state.region.path(this.#state.ref)
+  }
+
+  /**
+   * Removes a file-backed pool's name, so it can no longer be opened (or is free to be created
+   * anew). Processes that have it open keep using it; its memory is freed when the last one
+   * detaches or exits. Returns false if the name was already gone or now names another pool.
+   */
+  unlink() {
+    return this.#state.region.unlink(this.#state.ref)
+  }
+
+  /**
+   * Returns the leased slots of participants whose process has died (killed, crashed, exited
+   * without detaching) and frees their entries. Opening a pool and waiting a whole park slice
+   * for a slot do this too. Returns how many participants and slots were reclaimed.
+   * @returns {{ participants: number, slots: number }}
+   */
+  reclaimDead() {
+    const r = binding.poolReclaimDead(this.#state.ref)
+    return { participants: r.participants, slots: r.slots }
+  }
+
+  /**
+   * A free slot, or null when every slot is in use. Never waits.
+   * @param {{ reuse?: Lease }} [options] `reuse`: re-arm this no-longer-owned Lease object instead
+   *   of allocating a new one (allocation-free hot loops)
+   */
+  tryAcquire(options) {
+    const reuse = options === undefined ? undefined : checkReuse(checkOptionsObject('options', options).reuse)
+    return this.#state.tryAcquire(reuse) ?? null
+  }
+
+  /**
+   * Waits for a free slot without blocking the event loop.
+   * @param {{ timeout?: number, signal?: AbortSignal }} [options]
+   */
+  async acquire(options) {
+    options = checkOptionsObject('options', options)
+    const timeout = checkTimeout(options.timeout)
+    const signal = checkSignal(options.signal)
+    if (signal !== undefined && signal.aborted) throw abortError(signal)
+    const state = this.#state
+    const lease = state.tryAcquire()
+    if (lease !== undefined) return lease
+    return parkAsync(state.freeSite, () => state.tryAcquire(), timeout, signal, 'acquire')
+  }
+
+  /**
+   * Waits for a free slot, blocking this thread (meant for workers).
+   * @param {{ timeout?: number, spin?: number }} [options]
+   */
+  acquireSync(options) {
+    options = checkOptionsObject('options', options)
+    const timeout = checkTimeout(options.timeout)
+    const spin = checkSpin(options.spin)
+    const reuse = checkReuse(options.reuse)
+    const state = this.#state
+    let lease = state.tryAcquire(reuse)
+    for (let budget = spin; lease === undefined && budget > 0;) {
+      budget -= spinForFree(state.i32, budget)
+      lease = state.tryAcquire(reuse)
+    }
+    return lease ?? this.#parkForFree(timeout, reuse)
+  }
+
+  /** Kept apart from acquireSync so its closure is only allocated when the thread parks. */
+  #parkForFree(timeout, reuse) {
+    const state = this.#state
+    return parkSync(state.freeSite, () => state.tryAcquire(reuse), timeout, 'acquireSync')
+  }
+
+  /**
+   * Takes ownership of a slot that another thread handed off with `lease.handoff()`.
+   */
+  adopt(ticket) {
+    const state = this.#state
+    if (ticket === null || typeof ticket !== 'object' ||
+      !Number.isInteger(ticket.slot) || !Number.isInteger(ticket.generation) ||
+      !Number.isInteger(ticket.pool) || (ticket.length !== undefined && !Number.isInteger(ticket.length))) {
+      throw makeError('ERR_SABPOOL_BAD_TICKET', `adopt needs a ticket from lease.handoff(), got ${describe(ticket)}`)
+    }
+    if (ticket.pool !== state.uid) {
+      throw makeError('ERR_SABPOOL_BAD_TICKET', `this ticket belongs to pool ${ticket.pool}, not to this pool (${state.uid})`)
+    }
+    if (ticket.slot < 0 || ticket.slot >= state.slots || ticket.generation < 0 || ticket.generation > 0xffffffff) {
+      throw makeError('ERR_SABPOOL_BAD_TICKET', `ticket names slot ${ticket.slot} generation ${ticket.generation}, which this pool does not have`)
+    }
+    const length = poolAdopt(state.ref, ticket.slot, ticket.generation)
+    if (length < 0) throw statusError(length, 'adopt')
+    return state.lease(ticket.slot, length, undefined)
+  }
+
+  /** Counters for the whole pool, summed over every thread attached to it. */
+  stats() {
+    const s = binding.poolStats(this.#state.ref)
+    return {
+      slots: s.slots,
+      inUse: s.inUse,
+      free: s.free,
+      highWater: s.highWater,
+      acquired: s.acquired,
+      released: s.released,
+      reclaimed: s.reclaimed,
+      waits: s.waits,
+      waiting: s.waiting,
+    }
+  }
+
+  /**
+   * Detaches this thread now: every lease it still holds goes back to the pool. Happens on its
+   * own when the thread exits or the pool object is garbage-collected.
+   */
+  detach() {
+    const state = this.#state
+    state.attachment.detach()
+    // Registry ids are reused; make sure this object can never reach another pool's entry.
+    state.ref = DETACHED_ID
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')]() {
+    return `SharedPool { id: ${this.id}, slots: ${this.slots}, slotSize: ${this.slotSize} }`
+  }
+}
+
+module.exports = { SharedPool, ATTACH, checkHandle, newUid }
