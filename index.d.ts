@@ -12,6 +12,8 @@
 export type SabpoolErrorCode =
   /** An option or argument has the wrong type (TypeError). */
   | 'ERR_INVALID_ARG_TYPE'
+  /** A method or accessor called on something that is not an object of its class, e.g. unbound (TypeError). */
+  | 'ERR_INVALID_THIS'
   /** An option or argument is out of its allowed range (RangeError). */
   | 'ERR_OUT_OF_RANGE'
   /** `slots × slotSize` needs a larger SharedArrayBuffer than this Node can allocate (RangeError). */
@@ -36,7 +38,7 @@ export type SabpoolErrorCode =
   | 'ERR_SABPOOL_CORRUPT'
   /** A lock-free retry loop gave up because shared words kept changing under it. */
   | 'ERR_SABPOOL_CONTENDED'
-  /** A `reuse` lease is still owned: only a released, handed-off or sent lease can be re-armed. */
+  /** A `reuse` lease is still owned (only a released, handed-off or sent lease can be re-armed), or reserved by a pending call. */
   | 'ERR_SABPOOL_LEASE_IN_USE'
   /** A wait was aborted through its `AbortSignal` (thrown as {@link AbortError}). */
   | 'ABORT_ERR'
@@ -161,7 +163,8 @@ export interface ReuseOptions {
    * A Lease object this thread no longer owns (released, handed off or sent) to re-arm for the
    * new slot instead of allocating a new Lease: hot loops that pass it allocate nothing per
    * message. Any other reference to that object now refers to the new slot, so only pass leases
-   * you are done with. `ERR_SABPOOL_LEASE_IN_USE` if it is still owned.
+   * you are done with. `ERR_SABPOOL_LEASE_IN_USE` if it is still owned, or reserved: a call that
+   * waits (`recv`, `recvSync`, `acquireSync`) reserves it until it settles.
    */
   reuse?: Lease
 }
@@ -169,7 +172,11 @@ export interface ReuseOptions {
 export interface WaitOptions {
   /** Milliseconds to wait at most; then the call fails with `ERR_SABPOOL_TIMEOUT`. Default: no limit. */
   timeout?: number
-  /** Aborts the wait with an {@link AbortError}. */
+  /**
+   * Aborts the wait with an {@link AbortError}. Anything with the shape of an AbortSignal (a boolean
+   * `aborted`, `addEventListener` and `removeEventListener`) works; anything else is refused up
+   * front with `ERR_INVALID_ARG_TYPE`.
+   */
   signal?: AbortSignal
 }
 

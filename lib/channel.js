@@ -4,15 +4,15 @@
 // file next to a file-backed pool.
 
 const { binding, OFFSETS, NONE, CLOSED, DETACHED_ID, SITE_RECEIVED, SITE_ROOM } = require('./native.js')
-const { makeError, statusError, abortError, describe } = require('./errors.js')
+const { makeError, statusError, abortError, invalidThis, describe } = require('./errors.js')
 const {
   checkInteger, checkOptionsObject, checkTimeout, checkSignal, checkSpin, checkLength, checkCapacity,
   checkName, checkDir, checkFileOptions,
 } = require('./options.js')
 const { DEQUEUE, spinForSent, spinForRoom, isClosed, wakeAll, parkSync, parkAsync } = require('./wait.js')
-const { Lease, checkReuse } = require('./lease.js')
+const { isLease, checkReuse, reserved } = require('./lease.js')
 const { MemoryRegion, FileRegion, nativeCall } = require('./region.js')
-const { SharedPool, ATTACH, checkHandle, newUid } = require('./pool.js')
+const { SharedPool, ATTACH, isPool, readHandle, newUid } = require('./pool.js')
 
 const { channelRecv } = binding
 
@@ -23,7 +23,7 @@ const RECV_WAITERS = OFFSETS.recvWaiters >>> 2
 const SEND_WAITERS = OFFSETS.sendWaiters >>> 2
 
 function checkFilePool(pool, what) {
-  if (!(pool instanceof SharedPool)) {
+  if (!isPool(pool)) {
     throw makeError('ERR_INVALID_ARG_TYPE', `${what} needs a SharedPool, got ${describe(pool)}`)
   }
   if (!pool._state.region.isFile) {
@@ -31,7 +31,14 @@ function checkFilePool(pool, what) {
   }
 }
 
+/** True for a real Channel (not merely `instanceof`); set in Channel's static block. */
+let isChannel
+
 class Channel {
+  static {
+    isChannel = (value) => value !== null && typeof value === 'object' && #ref in value
+  }
+
   #pool
   #state
   #region
@@ -55,7 +62,7 @@ class Channel {
     if (pool === ATTACH) {
       ({ pool, attachment: this.#attachment, spin: this.#spin, region } = attached)
     } else {
-      if (!(pool instanceof SharedPool)) {
+      if (!isPool(pool)) {
         throw makeError('ERR_INVALID_ARG_TYPE', `new Channel(pool, { capacity }) needs a SharedPool, got ${describe(pool)}`)
       }
       options = checkOptionsObject('options', options)
@@ -135,32 +142,30 @@ class Channel {
   static attach(handle, pool, options) {
     options = checkOptionsObject('options', options)
     const spin = checkSpin(options.spin)
-    const isFile = checkHandle(handle, CHANNEL_KIND, 'Channel.attach', 'channel')
-    if (!isFile && !(handle.buffer instanceof SharedArrayBuffer)) {
-      throw makeError('ERR_SABPOOL_BAD_HANDLE', 'handle.buffer must be the channel\'s SharedArrayBuffer')
-    }
-    if (pool === undefined) {
-      pool = SharedPool.attach(handle.pool)
-    } else if (!(pool instanceof SharedPool)) {
+    if (pool !== undefined && !isPool(pool)) {
       throw makeError('ERR_INVALID_ARG_TYPE', `pool must be a SharedPool, got ${describe(pool)}`)
     }
-    if (isFile) return Channel.open(handle.name, pool, { dir: handle.dir, spin })
-    const attachment = nativeCall(() => binding.channelAttach(new Uint8Array(handle.buffer), pool._state.ref))
-    return new Channel(ATTACH, undefined, { pool, attachment, spin, region: new MemoryRegion(handle.buffer, 'channel') })
+    const { name, dir, buffer, pool: poolHandle } = readHandle(handle, CHANNEL_KIND, 'Channel.attach', 'channel', pool === undefined)
+    if (pool === undefined) pool = SharedPool.attach(poolHandle)
+    if (name !== undefined) return Channel.open(name, pool, { dir, spin })
+    const attachment = nativeCall(() => binding.channelAttach(new Uint8Array(buffer), pool._state.ref))
+    return new Channel(ATTACH, undefined, { pool, attachment, spin, region: new MemoryRegion(buffer, 'channel') })
   }
 
   /** The pool whose leases this channel carries (received leases belong to it). */
   get pool() {
+    if (!isChannel(this)) throw invalidThis('Channel', 'pool', this)
     return this.#pool
   }
 
   /** Structured-cloneable description, carrying the pool's handle too. */
   get handle() {
+    if (!isChannel(this)) throw invalidThis('Channel', 'handle', this)
     return this.#handle
   }
 
   #leaseLength(lease, length) {
-    if (!(lease instanceof Lease)) {
+    if (!isLease(lease)) {
       throw makeError('ERR_INVALID_ARG_TYPE', `expected a Lease, got ${describe(lease)}`)
     }
     if (lease._poolUid !== this.#state.uid) {
@@ -181,6 +186,12 @@ class Channel {
    * yours.
    */
   trySend(lease, length) {
+    // The read of #ref is the brand check: it throws on anything but a Channel (see Lease).
+    try {
+      this.#ref
+    } catch {
+      throw invalidThis('Channel', 'trySend', this)
+    }
     return this.#offer(lease, this.#leaseLength(lease, length)) !== NONE
   }
 
@@ -189,11 +200,12 @@ class Channel {
    * @param {{ timeout?: number, signal?: AbortSignal }} [options]
    */
   async send(lease, length, options) {
+    if (!isChannel(this)) throw invalidThis('Channel', 'send', this)
     length = this.#leaseLength(lease, length)
     options = checkOptionsObject('options', options)
     const timeout = checkTimeout(options.timeout)
     const signal = checkSignal(options.signal)
-    if (signal !== undefined && signal.aborted) throw abortError(signal)
+    if (signal !== undefined && signal.aborted) throw abortError(signal.target)
     if (this.#offer(lease, length) !== NONE) return
     await parkAsync(this.#sendSite, () => (this.#offer(lease, length) !== NONE ? true : undefined),
       timeout, signal, 'send')
@@ -204,10 +216,12 @@ class Channel {
    * @param {{ timeout?: number, spin?: number }} [options]
    */
   sendSync(lease, length, options) {
+    if (!isChannel(this)) throw invalidThis('Channel', 'sendSync', this)
     length = this.#leaseLength(lease, length)
     options = checkOptionsObject('options', options)
     const timeout = checkTimeout(options.timeout)
-    const spin = options.spin === undefined ? this.#spin : checkSpin(options.spin)
+    const spinOption = options.spin
+    const spin = spinOption === undefined ? this.#spin : checkSpin(spinOption)
     if (this.#offer(lease, length) !== NONE) return
     // Full means enqueue = dequeue + capacity: poll until the dequeue position moves.
     const i32 = this.#i32
@@ -244,6 +258,11 @@ class Channel {
    *   instead of allocating a new one
    */
   tryRecv(options) {
+    try {
+      this.#ref
+    } catch {
+      throw invalidThis('Channel', 'tryRecv', this)
+    }
     const reuse = options === undefined ? undefined : checkReuse(checkOptionsObject('options', options).reuse)
     return this.#take(reuse) ?? null
   }
@@ -254,14 +273,20 @@ class Channel {
    * @param {{ timeout?: number, signal?: AbortSignal, spin?: number }} [options]
    */
   async recv(options) {
+    if (!isChannel(this)) throw invalidThis('Channel', 'recv', this)
     options = checkOptionsObject('options', options)
-    const timeout = checkTimeout(options.timeout)
-    const signal = checkSignal(options.signal)
-    if (signal !== undefined && signal.aborted) throw abortError(signal)
-    const reuse = checkReuse(options.reuse)
+    // Every option is read before any is checked: a getter that runs code (aborting the signal,
+    // say) runs before the signal's state is taken.
+    const timeoutOption = options.timeout
+    const signalOption = options.signal
+    const reuseOption = options.reuse
+    const timeout = checkTimeout(timeoutOption)
+    const signal = checkSignal(signalOption)
+    const reuse = checkReuse(reuseOption)
+    if (signal !== undefined && signal.aborted) throw abortError(signal.target)
     const lease = this.#take(reuse)
     if (lease !== undefined) return lease
-    return parkAsync(this.#recvSite, () => this.#take(reuse), timeout, signal, 'recv')
+    return reserved(reuse, () => parkAsync(this.#recvSite, () => this.#take(reuse), timeout, signal, 'recv'))
   }
 
   /**
@@ -269,9 +294,11 @@ class Channel {
    * @param {{ timeout?: number, spin?: number }} [options]
    */
   recvSync(options) {
+    if (!isChannel(this)) throw invalidThis('Channel', 'recvSync', this)
     options = checkOptionsObject('options', options)
     const timeout = checkTimeout(options.timeout)
-    const spin = options.spin === undefined ? this.#spin : checkSpin(options.spin)
+    const spinOption = options.spin
+    const spin = spinOption === undefined ? this.#spin : checkSpin(spinOption)
     const reuse = checkReuse(options.reuse)
     let lease = this.#take(reuse)
     // Positions that differ can still mean "claimed, not yet published": keep polling then.
@@ -284,7 +311,7 @@ class Channel {
 
   /** Kept apart from recvSync so its closure is only allocated when the thread parks. */
   #parkToRecv(timeout, reuse) {
-    return parkSync(this.#recvSite, () => this.#take(reuse), timeout, 'recvSync')
+    return reserved(reuse, () => parkSync(this.#recvSite, () => this.#take(reuse), timeout, 'recvSync'))
   }
 
   /**
@@ -292,6 +319,7 @@ class Channel {
    * @returns {number} how many were sent (the rest are still yours)
    */
   sendMany(leases) {
+    if (!isChannel(this)) throw invalidThis('Channel', 'sendMany', this)
     if (!Array.isArray(leases)) {
       throw makeError('ERR_INVALID_ARG_TYPE', `sendMany needs an array of leases, got ${describe(leases)}`)
     }
@@ -317,6 +345,7 @@ class Channel {
    * channel is closed and drained.
    */
   recvMany(max) {
+    if (!isChannel(this)) throw invalidThis('Channel', 'recvMany', this)
     checkInteger('max', max, 1, 0xffffffff)
     const state = this.#state
     const out = []
@@ -339,6 +368,7 @@ class Channel {
 
   /** `for await (const lease of channel)`: ends when the channel is closed and drained. */
   async * [Symbol.asyncIterator]() {
+    if (!isChannel(this)) throw invalidThis('Channel', '[Symbol.asyncIterator]', this)
     for (;;) {
       const lease = await this.recv()
       if (lease === null) return
@@ -351,6 +381,7 @@ class Channel {
    * senders are woken with that error, receivers drain what is queued and then get null.
    */
   close() {
+    if (!isChannel(this)) throw invalidThis('Channel', 'close', this)
     const wasOpen = binding.channelClose(this.#ref)
     wakeAll(this.#i32, RECV_EPOCH)
     wakeAll(this.#i32, SEND_EPOCH)
@@ -359,6 +390,7 @@ class Channel {
 
   /** True once any thread closed the channel: one read of the shared closed flag. */
   get closed() {
+    if (!isChannel(this)) throw invalidThis('Channel', 'closed', this)
     if (this.#ref === DETACHED_ID) {
       throw makeError('ERR_SABPOOL_DETACHED', 'this pool or channel has been detached in this thread')
     }
@@ -367,6 +399,7 @@ class Channel {
 
   /** Counters of the channel, over every thread attached to it, and the waits parked now. */
   stats() {
+    if (!isChannel(this)) throw invalidThis('Channel', 'stats', this)
     const s = binding.channelStats(this.#ref)
     return {
       capacity: s.capacity,
@@ -383,21 +416,25 @@ class Channel {
 
   /** The name a file-backed channel was created or opened with; undefined otherwise. */
   get name() {
+    if (!isChannel(this)) throw invalidThis('Channel', 'name', this)
     return this.#region.name
   }
 
   /** Path of a file-backed channel's file; undefined for an in-process channel. */
   get path() {
+    if (!isChannel(this)) throw invalidThis('Channel', 'path', this)
     return this.#region.path(this.#ref)
   }
 
   /** Removes a file-backed channel's name (see `SharedPool#unlink`). */
   unlink() {
+    if (!isChannel(this)) throw invalidThis('Channel', 'unlink', this)
     return this.#region.unlink(this.#ref)
   }
 
   /** Detaches this thread from the channel (the pool stays attached). */
   detach() {
+    if (!isChannel(this)) throw invalidThis('Channel', 'detach', this)
     this.#attachment.detach()
     this.#ref = DETACHED_ID
   }

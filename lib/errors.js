@@ -13,6 +13,7 @@ const { STATUS } = require('./native.js')
 const ERROR_CLASSES = {
   __proto__: null,
   ERR_INVALID_ARG_TYPE: TypeError,
+  ERR_INVALID_THIS: TypeError,
   ERR_SABPOOL_BAD_NAME: TypeError,
   ERR_SABPOOL_BAD_TICKET: TypeError,
   ERR_SABPOOL_BAD_HANDLE: TypeError,
@@ -67,6 +68,15 @@ function timeoutError(what, timeout) {
   return makeError('ERR_SABPOOL_TIMEOUT', `${what} timed out after ${timeout} ms`)
 }
 
+/**
+ * A method or accessor of `className` called on something that is not one (unbound, as in
+ * `const { tryAcquire } = pool; tryAcquire()`, `.call(other)`, or an object made with
+ * `Object.create(Class.prototype)`): ERR_INVALID_THIS, a TypeError, as Node's own classes do.
+ */
+function invalidThis(className, member, self) {
+  return makeError('ERR_INVALID_THIS', `Value of "this" must be a ${className}: ${className}.prototype.${member} was called on ${describe(self)}`)
+}
+
 /** A short description of a bad value, for error messages. */
 function describe(value) {
   if (value === null) return 'null'
@@ -75,4 +85,4 @@ function describe(value) {
   return `${typeof value} ${String(value)}`
 }
 
-module.exports = { makeError, reclass, statusError, AbortError, abortError, timeoutError, describe }
+module.exports = { makeError, reclass, statusError, AbortError, abortError, timeoutError, invalidThis, describe }

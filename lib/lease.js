@@ -5,7 +5,7 @@
 
 const path = require('node:path')
 const { binding, OFFSETS, NONE, SITE_FREE_SLOT } = require('./native.js')
-const { makeError, statusError, describe } = require('./errors.js')
+const { makeError, statusError, invalidThis, describe } = require('./errors.js')
 const { checkLength } = require('./options.js')
 const { wakeAll } = require('./wait.js')
 
@@ -20,6 +20,40 @@ const FREE_EPOCH = OFFSETS.freeEpoch >>> 2
 
 /** Stack frames from sabpool's own files, left out of where a leaked lease was acquired. */
 const OWN_FRAMES = path.join(__dirname, path.sep)
+
+// Set in Lease's static block, where the private fields are in reach:
+/** True for a real Lease (not merely `instanceof`: `Object.create(Lease.prototype)` is not one). */
+let isLease
+/** Checks an optional `reuse` lease: a Lease this thread no longer owns, not reserved by a
+ * pending call; returns it (undefined when absent). */
+let checkReuse
+/** Marks (or unmarks) a checked `reuse` lease as reserved for a call that is about to wait. */
+let reserve
+/** Points a lease this thread no longer owns at a newly owned slot; false (nothing changed) if
+ * it is owned. */
+let rearm
+
+/**
+ * Runs `wait()`, a wait that will re-arm `reuse` when it succeeds, with `reuse` reserved until it
+ * settles: a second pending call, or `tryAcquire({ reuse })` meanwhile, is refused with
+ * ERR_SABPOOL_LEASE_IN_USE instead of re-arming the same object (which would drop the slot it held).
+ */
+function reserved(reuse, wait) {
+  if (reuse === undefined) return wait()
+  reserve(reuse, true)
+  let result
+  try {
+    result = wait()
+  } catch (error) {
+    reserve(reuse, false)
+    throw error
+  }
+  if (!(result instanceof Promise)) {
+    reserve(reuse, false)
+    return result
+  }
+  return result.finally(() => reserve(reuse, false))
+}
 
 /**
  * Everything a pool's hot paths need, as plain fields (shared by SharedPool and its leases).
@@ -106,12 +140,15 @@ class PoolState {
     return this.u32[(this.metaOffset + slot * OFFSETS.metaSize + OFFSETS.metaLength) >>> 2]
   }
 
-  /** A Lease object for a slot this thread now owns: `reuse` re-armed, or a new one. */
+  /**
+   * A Lease object for a slot this thread now owns: `reuse` re-armed, or a new one. (`reuse` was
+   * checked by `checkReuse` and, across a wait, reserved; should it be owned anyway, a new object
+   * is made: a slot this thread took is never left without one.)
+   */
   lease(slot, length, reuse) {
     const generation = this.generation(slot)
     let lease = reuse
-    if (lease === undefined) lease = new Lease(this, slot, generation, length)
-    else lease._rearm(this, slot, generation, length)
+    if (lease === undefined || !rearm(lease, this, slot, generation, length)) lease = new Lease(this, slot, generation, length)
     if (this.leaks !== undefined) this.track(lease)
     return lease
   }
@@ -140,6 +177,39 @@ class Lease {
   #generation
   #length
   #state = OWNED
+  /** True while a pending receive or acquire waits to re-arm this object (`reuse`). */
+  #reserved = false
+
+  static {
+    // Module-private helpers with access to the private fields (see their declarations below).
+    isLease = (value) => value !== null && typeof value === 'object' && #state in value
+    checkReuse = (reuse) => {
+      if (reuse === undefined || reuse === null) return undefined
+      if (!isLease(reuse)) {
+        throw makeError('ERR_INVALID_ARG_TYPE', `reuse must be a Lease, got ${describe(reuse)}`)
+      }
+      if (reuse.#state === OWNED) {
+        throw makeError('ERR_SABPOOL_LEASE_IN_USE', `reuse must be a lease that was released, handed off or sent; slot ${reuse.#slot} is still owned`)
+      }
+      if (reuse.#reserved) {
+        throw makeError('ERR_SABPOOL_LEASE_IN_USE', 'reuse: this Lease is reserved by a pending receive or acquire that will re-arm it; pass another one, or wait for that call to settle')
+      }
+      return reuse
+    }
+    reserve = (lease, reserved) => {
+      lease.#reserved = reserved
+    }
+    rearm = (lease, pool, slot, generation, length) => {
+      if (lease.#state === OWNED) return false
+      lease.#pool = pool
+      lease.#slot = slot
+      lease.#generation = generation
+      lease.#length = length
+      lease.#state = OWNED
+      lease.#reserved = false
+      return true
+    }
+  }
 
   /** @internal */
   constructor(pool, slot, generation, length) {
@@ -149,44 +219,81 @@ class Lease {
     this.#length = length
   }
 
+  // Every public member starts by reading a private field inside try/catch: on anything but a
+  // Lease that read throws, and the catch turns it into ERR_INVALID_THIS. On a Lease it is the
+  // read the member needs anyway, so the check costs nothing on the hot path.
+
   get slot() {
-    return this.#slot
+    try {
+      return this.#slot
+    } catch {
+      throw invalidThis('Lease', 'slot', this)
+    }
   }
 
   get generation() {
-    return this.#generation
+    try {
+      return this.#generation
+    } catch {
+      throw invalidThis('Lease', 'generation', this)
+    }
   }
 
   /** The whole slot (slotSize bytes) as a Uint8Array over the shared memory. */
   get bytes() {
-    this.#checkOwned('bytes')
+    let state
+    try {
+      state = this.#state
+    } catch {
+      throw invalidThis('Lease', 'bytes', this)
+    }
+    if (state !== OWNED) throw this.#stale('bytes')
     return this.#pool.view(this.#slot)
   }
 
   /** Bytes in use, 0..slotSize. Travels with a handoff or a channel send. */
   get length() {
-    return this.#length
+    try {
+      return this.#length
+    } catch {
+      throw invalidThis('Lease', 'length', this)
+    }
   }
 
   set length(value) {
-    this.#length = checkLength(value, this.#pool.slotSize)
+    let pool
+    try {
+      pool = this.#pool
+    } catch {
+      throw invalidThis('Lease', 'length', this)
+    }
+    this.#length = checkLength(value, pool.slotSize)
   }
 
   /** True while this thread owns the slot. */
   get owned() {
-    return this.#state === OWNED
+    try {
+      return this.#state === OWNED
+    } catch {
+      throw invalidThis('Lease', 'owned', this)
+    }
   }
 
-  #checkOwned(what) {
-    if (this.#state !== OWNED) {
-      const how = this.#state === RELEASED ? 'released' : this.#state === HANDED_OFF ? 'handed off' : 'sent'
-      throw makeError('ERR_SABPOOL_STALE_LEASE', `${what}: this lease was already ${how} (slot ${this.#slot})`)
-    }
+  /** The error for using a lease this thread no longer owns. */
+  #stale(what) {
+    const how = this.#state === RELEASED ? 'released' : this.#state === HANDED_OFF ? 'handed off' : 'sent'
+    return makeError('ERR_SABPOOL_STALE_LEASE', `${what}: this lease was already ${how} (slot ${this.#slot})`)
   }
 
   /** Returns the slot to the pool. */
   release() {
-    this.#checkOwned('release')
+    let state
+    try {
+      state = this.#state
+    } catch {
+      throw invalidThis('Lease', 'release', this)
+    }
+    if (state !== OWNED) throw this.#stale('release')
     const pool = this.#pool
     const status = poolRelease(pool.ref, this.#slot, this.#generation)
     if (status < 0) throw statusError(status, 'release')
@@ -200,7 +307,13 @@ class Lease {
    * @returns {{ pool: number, slot: number, generation: number, length: number }}
    */
   handoff() {
-    this.#checkOwned('handoff')
+    let state
+    try {
+      state = this.#state
+    } catch {
+      throw invalidThis('Lease', 'handoff', this)
+    }
+    if (state !== OWNED) throw this.#stale('handoff')
     const pool = this.#pool
     const status = poolHandoff(pool.ref, this.#slot, this.#generation, this.#length)
     if (status < 0) throw statusError(status, 'handoff')
@@ -216,7 +329,7 @@ class Lease {
    * receivers must be woken) or NONE (full: the lease stays ours).
    */
   _sendTo(channelRef, length) {
-    this.#checkOwned('send')
+    if (this.#state !== OWNED) throw this.#stale('send')
     const pool = this.#pool
     const status = channelSend(channelRef, pool.ref, this.#slot, this.#generation, length)
     if (status >= 0) {
@@ -227,18 +340,6 @@ class Lease {
       throw statusError(status, 'send')
     }
     return status
-  }
-
-  /**
-   * @internal Points a lease this thread no longer owns at a newly owned slot (the caller checked
-   * it with `checkReuse` before taking the slot, so this cannot fail and lose the slot).
-   */
-  _rearm(pool, slot, generation, length) {
-    this.#pool = pool
-    this.#slot = slot
-    this.#generation = generation
-    this.#length = length
-    this.#state = OWNED
   }
 
   /** @internal */
@@ -252,21 +353,10 @@ class Lease {
   }
 
   [Symbol.for('nodejs.util.inspect.custom')]() {
+    if (!isLease(this)) return 'Lease <not a lease>'
     const state = ['owned', 'released', 'handed off', 'sent'][this.#state]
     return `Lease { slot: ${this.#slot}, generation: ${this.#generation}, length: ${this.#length}, ${state} }`
   }
 }
 
-/** Checks an optional `reuse` lease: it must be a Lease this thread no longer owns. */
-function checkReuse(reuse) {
-  if (reuse === undefined || reuse === null) return undefined
-  if (!(reuse instanceof Lease)) {
-    throw makeError('ERR_INVALID_ARG_TYPE', `reuse must be a Lease, got ${describe(reuse)}`)
-  }
-  if (reuse.owned) {
-    throw makeError('ERR_SABPOOL_LEASE_IN_USE', `reuse must be a lease that was released, handed off or sent; slot ${reuse.slot} is still owned`)
-  }
-  return reuse
-}
-
-module.exports = { PoolState, Lease, checkReuse }
+module.exports = { PoolState, Lease, isLease, checkReuse, reserved }

@@ -2,6 +2,11 @@
 
 // Checks of options and arguments: each returns the value to use (the default when absent) or
 // throws ERR_INVALID_ARG_TYPE (TypeError) / ERR_OUT_OF_RANGE (RangeError) naming the option.
+//
+// Options objects, tickets and handles are untrusted: a getter may answer differently each time it
+// is read (or count its reads). Callers read every field exactly once into a local and check and
+// use that local; the checks here take values, not the objects they came from (checkFileOptions
+// reads each of its three fields once).
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -44,12 +49,27 @@ function checkTimeout(timeout) {
   return timeout
 }
 
+/**
+ * An optional `signal`, checked for the whole shape a wait uses up front, each member read once:
+ * `aborted` a boolean, `addEventListener` and `removeEventListener` functions (the reason is read
+ * when it aborts). Returns undefined or `{ target, aborted, add, remove }`, the methods to be
+ * called on `target`. Not `instanceof AbortSignal`: look-alikes (polyfills, EventTarget
+ * subclasses, another copy of Node's classes) work as they do with Node's own APIs, and a
+ * half-shaped object fails here rather than halfway through a wait.
+ */
 function checkSignal(signal) {
   if (signal === undefined) return undefined
-  if (signal === null || typeof signal !== 'object' || typeof signal.aborted !== 'boolean' || typeof signal.addEventListener !== 'function') {
+  if (signal === null || typeof signal !== 'object') {
     throw makeError('ERR_INVALID_ARG_TYPE', `signal must be an AbortSignal, got ${describe(signal)}`)
   }
-  return signal
+  const aborted = signal.aborted
+  const add = signal.addEventListener
+  const remove = signal.removeEventListener
+  if (typeof aborted !== 'boolean' || typeof add !== 'function' || typeof remove !== 'function') {
+    throw makeError('ERR_INVALID_ARG_TYPE',
+      'signal must be an AbortSignal (a boolean aborted, addEventListener and removeEventListener methods), got an object without them')
+  }
+  return { target: signal, aborted, add, remove }
 }
 
 function checkSpin(spin) {
@@ -76,14 +96,15 @@ function checkTrackLeaks(value) {
   return value
 }
 
-/** A pool's `slotSize`, `slots` and `maxParticipants` options, checked. */
-function checkGeometry(options) {
+/** A pool's `slotSize`, `slots` and `maxParticipants` options (values already read from the
+ * options object, once), checked. */
+function checkGeometry(slotSize, slots, maxParticipants) {
   return {
-    slotSize: checkInteger('slotSize', options.slotSize, 1, OFFSETS.maxSlotSize),
-    slots: checkInteger('slots', options.slots, 1, OFFSETS.maxSlots),
-    maxParticipants: options.maxParticipants === undefined
+    slotSize: checkInteger('slotSize', slotSize, 1, OFFSETS.maxSlotSize),
+    slots: checkInteger('slots', slots, 1, OFFSETS.maxSlots),
+    maxParticipants: maxParticipants === undefined
       ? OFFSETS.defaultParticipants
-      : checkInteger('maxParticipants', options.maxParticipants, 1, OFFSETS.maxParticipants),
+      : checkInteger('maxParticipants', maxParticipants, 1, OFFSETS.maxParticipants),
   }
 }
 

@@ -5,13 +5,13 @@
 
 const { randomInt } = require('node:crypto')
 const { binding, DETACHED_ID, LAYOUT_VERSION } = require('./native.js')
-const { makeError, statusError, abortError, describe } = require('./errors.js')
+const { makeError, statusError, abortError, invalidThis, describe } = require('./errors.js')
 const {
   checkOptionsObject, checkTimeout, checkSignal, checkSpin, checkTrackLeaks, checkGeometry,
   checkName, checkDir, checkFileOptions,
 } = require('./options.js')
 const { spinForFree, parkSync, parkAsync } = require('./wait.js')
-const { PoolState, checkReuse } = require('./lease.js')
+const { PoolState, checkReuse, reserved } = require('./lease.js')
 const { MemoryRegion, FileRegion, nativeCall } = require('./region.js')
 
 const { poolAdopt } = binding
@@ -30,17 +30,35 @@ function newUid() {
 }
 
 /**
- * Checks a handle's kind and layout version; returns whether it names a file region.
+ * Reads a handle (untrusted: each field once, only those it needs) and checks its kind and layout
+ * version. Returns `{ name, dir }` for a file region, else `{ buffer }` (checked to be a
+ * SharedArrayBuffer), plus `pool` (the nested pool handle) when `withPool`.
  * `api` and `noun` name the caller in messages ('SharedPool.attach', 'pool').
  */
-function checkHandle(handle, kind, api, noun) {
-  if (handle === null || typeof handle !== 'object' || handle.kind !== kind) {
+function readHandle(handle, kind, api, noun, withPool) {
+  if (handle === null || typeof handle !== 'object') {
     throw makeError('ERR_SABPOOL_BAD_HANDLE', `${api} needs a ${noun}'s handle (${noun}.handle), got ${describe(handle)}`)
   }
-  if (handle.version !== LAYOUT_VERSION) {
-    throw makeError('ERR_SABPOOL_BAD_HANDLE', `this handle has layout version ${handle.version}; this sabpool reads version ${LAYOUT_VERSION}`)
+  if (handle.kind !== kind) {
+    throw makeError('ERR_SABPOOL_BAD_HANDLE', `${api} needs a ${noun}'s handle (${noun}.handle), got an object of another kind`)
   }
-  return typeof handle.name === 'string'
+  const version = handle.version
+  if (version !== LAYOUT_VERSION) {
+    throw makeError('ERR_SABPOOL_BAD_HANDLE', `this handle has layout version ${version}; this sabpool reads version ${LAYOUT_VERSION}`)
+  }
+  const name = handle.name
+  let fields
+  if (typeof name === 'string') {
+    fields = { name, dir: handle.dir, buffer: undefined }
+  } else {
+    const buffer = handle.buffer
+    if (!(buffer instanceof SharedArrayBuffer)) {
+      throw makeError('ERR_SABPOOL_BAD_HANDLE', `handle.buffer must be the ${noun}'s SharedArrayBuffer`)
+    }
+    fields = { name: undefined, dir: undefined, buffer }
+  }
+  if (withPool) fields.pool = handle.pool
+  return fields
 }
 
 /** A pool in a region file this thread just created or opened. */
@@ -50,9 +68,16 @@ function filePool(attachment, name, dir, trackLeaks) {
   return new SharedPool(ATTACH, new PoolState(region, attachment, trackLeaks))
 }
 
+/** True for a real SharedPool (not merely `instanceof`); set in SharedPool's static block. */
+let isPool
+
 class SharedPool {
   #state
   #handle
+
+  static {
+    isPool = (value) => value !== null && typeof value === 'object' && #state in value
+  }
 
   /**
    * @param {{ slotSize: number, slots: number, maxParticipants?: number }} options
@@ -62,11 +87,12 @@ class SharedPool {
       this.#state = attached
     } else {
       options = checkOptionsObject('options', options)
-      if (options.slotSize === undefined && options.slots === undefined) {
+      const given = { slotSize: options.slotSize, slots: options.slots, maxParticipants: options.maxParticipants, trackLeaks: options.trackLeaks }
+      if (given.slotSize === undefined && given.slots === undefined) {
         throw makeError('ERR_INVALID_ARG_TYPE', 'new SharedPool({ slotSize, slots }) needs slotSize and slots')
       }
-      const { slotSize, slots, maxParticipants } = checkGeometry(options)
-      const trackLeaks = checkTrackLeaks(options.trackLeaks)
+      const { slotSize, slots, maxParticipants } = checkGeometry(given.slotSize, given.slots, given.maxParticipants)
+      const trackLeaks = checkTrackLeaks(given.trackLeaks)
       const size = nativeCall(() => binding.poolRegionSize(slotSize, slots, maxParticipants))
       let buffer
       try {
@@ -93,7 +119,7 @@ class SharedPool {
   static create(options) {
     options = checkOptionsObject('options', options)
     const { name, dir, mode } = checkFileOptions(options)
-    const { slotSize, slots, maxParticipants } = checkGeometry(options)
+    const { slotSize, slots, maxParticipants } = checkGeometry(options.slotSize, options.slots, options.maxParticipants)
     const trackLeaks = checkTrackLeaks(options.trackLeaks)
     const attachment = nativeCall(() =>
       binding.poolCreateFile(dir, name, slotSize, slots, maxParticipants, newUid(), mode))
@@ -121,44 +147,49 @@ class SharedPool {
   static attach(handle, options) {
     options = checkOptionsObject('options', options)
     const trackLeaks = checkTrackLeaks(options.trackLeaks)
-    if (checkHandle(handle, HANDLE_KIND, 'SharedPool.attach', 'pool')) return SharedPool.open(handle.name, { dir: handle.dir, trackLeaks })
-    if (!(handle.buffer instanceof SharedArrayBuffer)) {
-      throw makeError('ERR_SABPOOL_BAD_HANDLE', 'handle.buffer must be the pool\'s SharedArrayBuffer')
-    }
-    const attachment = nativeCall(() => binding.poolAttach(new Uint8Array(handle.buffer)))
-    return new SharedPool(ATTACH, new PoolState(new MemoryRegion(handle.buffer, 'pool'), attachment, trackLeaks))
+    const { name, dir, buffer } = readHandle(handle, HANDLE_KIND, 'SharedPool.attach', 'pool', false)
+    if (name !== undefined) return SharedPool.open(name, { dir, trackLeaks })
+    const attachment = nativeCall(() => binding.poolAttach(new Uint8Array(buffer)))
+    return new SharedPool(ATTACH, new PoolState(new MemoryRegion(buffer, 'pool'), attachment, trackLeaks))
   }
 
   /** @internal */
   get _state() {
+    if (!isPool(this)) throw invalidThis('SharedPool', '_state', this)
     return this.#state
   }
 
   get slotSize() {
+    if (!isPool(this)) throw invalidThis('SharedPool', 'slotSize', this)
     return this.#state.slotSize
   }
 
   get slots() {
+    if (!isPool(this)) throw invalidThis('SharedPool', 'slots', this)
     return this.#state.slots
   }
 
   /** A random id of this pool, carried by tickets. */
   get id() {
+    if (!isPool(this)) throw invalidThis('SharedPool', 'id', this)
     return this.#state.uid
   }
 
   /** Structured-cloneable description; pass it to workers (workerData or postMessage). */
   get handle() {
+    if (!isPool(this)) throw invalidThis('SharedPool', 'handle', this)
     return this.#handle
   }
 
   /** The name a file-backed pool was created or opened with; undefined for an in-process pool. */
   get name() {
+    if (!isPool(this)) throw invalidThis('SharedPool', 'name', this)
     return this.#state.region.name
   }
 
   /** Path of a file-backed pool's file; undefined for an in-process pool. */
   get path() {
+    if (!isPool(this)) throw invalidThis('SharedPool', 'path', this)
     return this.#state.region.path(this.#state.ref)
   }
 
@@ -168,6 +199,7 @@ class SharedPool {
    * detaches or exits. Returns false if the name was already gone or now names another pool.
    */
   unlink() {
+    if (!isPool(this)) throw invalidThis('SharedPool', 'unlink', this)
     return this.#state.region.unlink(this.#state.ref)
   }
 
@@ -178,6 +210,7 @@ class SharedPool {
    * @returns {{ participants: number, slots: number }}
    */
   reclaimDead() {
+    if (!isPool(this)) throw invalidThis('SharedPool', 'reclaimDead', this)
     const r = binding.poolReclaimDead(this.#state.ref)
     return { participants: r.participants, slots: r.slots }
   }
@@ -188,8 +221,15 @@ class SharedPool {
    *   of allocating a new one (allocation-free hot loops)
    */
   tryAcquire(options) {
+    // The read of #state is the brand check: it throws on anything but a SharedPool (see Lease).
+    let state
+    try {
+      state = this.#state
+    } catch {
+      throw invalidThis('SharedPool', 'tryAcquire', this)
+    }
     const reuse = options === undefined ? undefined : checkReuse(checkOptionsObject('options', options).reuse)
-    return this.#state.tryAcquire(reuse) ?? null
+    return state.tryAcquire(reuse) ?? null
   }
 
   /**
@@ -197,10 +237,11 @@ class SharedPool {
    * @param {{ timeout?: number, signal?: AbortSignal }} [options]
    */
   async acquire(options) {
+    if (!isPool(this)) throw invalidThis('SharedPool', 'acquire', this)
     options = checkOptionsObject('options', options)
     const timeout = checkTimeout(options.timeout)
     const signal = checkSignal(options.signal)
-    if (signal !== undefined && signal.aborted) throw abortError(signal)
+    if (signal !== undefined && signal.aborted) throw abortError(signal.target)
     const state = this.#state
     const lease = state.tryAcquire()
     if (lease !== undefined) return lease
@@ -212,6 +253,7 @@ class SharedPool {
    * @param {{ timeout?: number, spin?: number }} [options]
    */
   acquireSync(options) {
+    if (!isPool(this)) throw invalidThis('SharedPool', 'acquireSync', this)
     options = checkOptionsObject('options', options)
     const timeout = checkTimeout(options.timeout)
     const spin = checkSpin(options.spin)
@@ -228,32 +270,41 @@ class SharedPool {
   /** Kept apart from acquireSync so its closure is only allocated when the thread parks. */
   #parkForFree(timeout, reuse) {
     const state = this.#state
-    return parkSync(state.freeSite, () => state.tryAcquire(reuse), timeout, 'acquireSync')
+    return reserved(reuse, () => parkSync(state.freeSite, () => state.tryAcquire(reuse), timeout, 'acquireSync'))
   }
 
   /**
    * Takes ownership of a slot that another thread handed off with `lease.handoff()`.
    */
   adopt(ticket) {
+    if (!isPool(this)) throw invalidThis('SharedPool', 'adopt', this)
     const state = this.#state
-    if (ticket === null || typeof ticket !== 'object' ||
-      !Number.isInteger(ticket.slot) || !Number.isInteger(ticket.generation) ||
-      !Number.isInteger(ticket.pool) || (ticket.length !== undefined && !Number.isInteger(ticket.length))) {
+    if (ticket === null || typeof ticket !== 'object') {
       throw makeError('ERR_SABPOOL_BAD_TICKET', `adopt needs a ticket from lease.handoff(), got ${describe(ticket)}`)
     }
-    if (ticket.pool !== state.uid) {
-      throw makeError('ERR_SABPOOL_BAD_TICKET', `this ticket belongs to pool ${ticket.pool}, not to this pool (${state.uid})`)
+    // Untrusted: each field is read once, and only these locals are checked and used.
+    const pool = ticket.pool
+    const slot = ticket.slot
+    const generation = ticket.generation
+    const length = ticket.length
+    if (!Number.isInteger(slot) || !Number.isInteger(generation) || !Number.isInteger(pool) ||
+      (length !== undefined && !Number.isInteger(length))) {
+      throw makeError('ERR_SABPOOL_BAD_TICKET', 'adopt needs a ticket from lease.handoff(), got an object whose pool, slot, generation or length is not an integer')
     }
-    if (ticket.slot < 0 || ticket.slot >= state.slots || ticket.generation < 0 || ticket.generation > 0xffffffff) {
-      throw makeError('ERR_SABPOOL_BAD_TICKET', `ticket names slot ${ticket.slot} generation ${ticket.generation}, which this pool does not have`)
+    if (pool !== state.uid) {
+      throw makeError('ERR_SABPOOL_BAD_TICKET', `this ticket belongs to pool ${pool}, not to this pool (${state.uid})`)
     }
-    const length = poolAdopt(state.ref, ticket.slot, ticket.generation)
-    if (length < 0) throw statusError(length, 'adopt')
-    return state.lease(ticket.slot, length, undefined)
+    if (slot < 0 || slot >= state.slots || generation < 0 || generation > 0xffffffff) {
+      throw makeError('ERR_SABPOOL_BAD_TICKET', `ticket names slot ${slot} generation ${generation}, which this pool does not have`)
+    }
+    const recorded = poolAdopt(state.ref, slot, generation)
+    if (recorded < 0) throw statusError(recorded, 'adopt')
+    return state.lease(slot, recorded, undefined)
   }
 
   /** Counters for the whole pool, summed over every thread attached to it. */
   stats() {
+    if (!isPool(this)) throw invalidThis('SharedPool', 'stats', this)
     const s = binding.poolStats(this.#state.ref)
     return {
       slots: s.slots,
@@ -273,6 +324,7 @@ class SharedPool {
    * own when the thread exits or the pool object is garbage-collected.
    */
   detach() {
+    if (!isPool(this)) throw invalidThis('SharedPool', 'detach', this)
     const state = this.#state
     state.attachment.detach()
     // Registry ids are reused; make sure this object can never reach another pool's entry.
@@ -280,8 +332,9 @@ class SharedPool {
   }
 
   [Symbol.for('nodejs.util.inspect.custom')]() {
+    if (!isPool(this)) return 'SharedPool <not a pool>'
     return `SharedPool { id: ${this.id}, slots: ${this.slots}, slotSize: ${this.slotSize} }`
   }
 }
 
-module.exports = { SharedPool, ATTACH, checkHandle, newUid }
+module.exports = { SharedPool, ATTACH, isPool, readHandle, newUid }

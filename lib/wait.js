@@ -248,35 +248,62 @@ async function parkAsync(site, attempt, timeout, signal, what) {
 
 const SLICE_ENDED = Symbol('slice ended')
 
+/**
+ * `signal` is undefined or what `checkSignal` returned (`{ target, aborted, add, remove }`): its
+ * abort listener is added once for the whole wait and removed when the wait settles. Every park
+ * registers as a waiter and withdraws in a `finally` that runs no user code, so no outcome (a
+ * result, a timeout, an abort, a throwing signal method) leaves the waiter count raised.
+ */
 async function parkAsyncLoop(site, attempt, timeout, signal, what) {
   const deadline = performance.now() + timeout
-  for (;;) {
-    if (signal !== undefined && signal.aborted) throw abortError(signal)
-    site.register(1)
-    // The slice timer also keeps the event loop alive while the park is pending.
-    let slice
-    let onAbort
-    try {
-      const epoch = Atomics.load(site.i32, site.epochIndex)
-      const result = attempt()
-      if (result !== undefined) return result
-      const ms = nextSlice(site, deadline, timeout, what)
-      const changed = site.changed(epoch, ms)
-      if (changed !== undefined) {
-        const outcome = await new Promise((resolve, reject) => {
-          slice = setTimeout(resolve, ms, SLICE_ENDED)
-          if (signal !== undefined) {
-            onAbort = () => reject(abortError(signal))
-            signal.addEventListener('abort', onAbort, { once: true })
-          }
-          changed.then(resolve)
-        })
-        if (outcome === SLICE_ENDED) site.idle()
+  /** Set by the abort listener; `interrupt` rejects the park in progress, if any. */
+  let abortedError
+  let interrupt
+  const onAbort = signal === undefined ? undefined : () => {
+    abortedError ??= abortError(signal.target)
+    if (interrupt !== undefined) interrupt(abortedError)
+  }
+  let listening = false
+  let result
+  try {
+    if (signal !== undefined) {
+      Reflect.apply(signal.add, signal.target, ['abort', onAbort, { once: true }])
+      listening = true
+    }
+    for (;;) {
+      if (abortedError !== undefined) throw abortedError
+      site.register(1)
+      // The slice timer also keeps the event loop alive while the park is pending.
+      let slice
+      try {
+        const epoch = Atomics.load(site.i32, site.epochIndex)
+        result = attempt()
+        if (result !== undefined) return result
+        const ms = nextSlice(site, deadline, timeout, what)
+        const changed = site.changed(epoch, ms)
+        if (changed !== undefined) {
+          const outcome = await new Promise((resolve, reject) => {
+            slice = setTimeout(resolve, ms, SLICE_ENDED)
+            interrupt = reject
+            changed.then(resolve)
+          })
+          if (outcome === SLICE_ENDED) site.idle()
+        }
+      } finally {
+        interrupt = undefined
+        if (slice !== undefined) clearTimeout(slice)
+        site.register(-1)
       }
-    } finally {
-      if (slice !== undefined) clearTimeout(slice)
-      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
-      site.register(-1)
+    }
+  } finally {
+    if (listening) {
+      try {
+        Reflect.apply(signal.remove, signal.target, ['abort', onAbort])
+      } catch (error) {
+        // A wait that got its lease returns it (losing it to the signal's error would leak the
+        // slot); otherwise the signal's own error is what the caller sees.
+        if (result === undefined) throw error // eslint-disable-line no-unsafe-finally
+      }
     }
   }
 }
