@@ -112,24 +112,34 @@ const hex = (x) => `0x${(x >>> 0).toString(16)}`
 
 const STATES = ['invalid', 'free', 'leased', 'in flight', 'queued']
 
-/** The native binding, for white-box diagnostics only (lib/native.js, or index.js's _internal). */
-function nativeBinding() {
+/**
+ * A slot's [generation, owner, state], white-box, for diagnostics only: through the binding's
+ * poolSlotState where it has one, else from the slot's state word in the pool's memory
+ * (generation << 32 | owner << 8 | state, at OFFSETS.metaWord of the slot's metadata).
+ */
+function slotState(pool, slot) {
+  const state = pool._state
+  let binding
   try {
-    return require('../lib/native.js').binding
+    binding = require('../lib/native.js').binding
   } catch {
-    return _internal.binding
+    binding = _internal.binding
   }
+  if (binding !== undefined && typeof binding.poolSlotState === 'function') return binding.poolSlotState(state.ref ?? state.id, slot)
+  const { OFFSETS } = _internal
+  const word = (state.metaOffset + slot * OFFSETS.metaSize + OFFSETS.metaWord) >>> 2
+  const low = state.u32[word]
+  return [state.u32[word + 1], (low >>> 8) & 0xffffff, low & 0xff]
 }
 
 /** White-box diagnosis for a failed slot check: the state of every slot that could not be
- * acquired (through the binding's diagnostics call; empty if that is not available). */
+ * acquired (empty if it cannot be read). */
 function census(pool, acquirable) {
   try {
-    const binding = nativeBinding()
     const lost = []
     for (let slot = 0; slot < pool.slots; slot++) {
       if (acquirable.has(slot)) continue
-      const [generation, owner, state] = binding.poolSlotState(pool._state.ref ?? pool._state.id, slot)
+      const [generation, owner, state] = slotState(pool, slot)
       lost.push(`slot ${slot}: ${STATES[state] ?? state}${owner ? ` by participant ${owner - 1}` : ''}, generation ${generation}`)
     }
     return lost.length === 0 ? '' : `; not acquirable: ${lost.join('; ')}`
