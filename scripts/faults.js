@@ -444,6 +444,12 @@ async function runFaults(options = {}) {
   }
 }
 
+/** The command-line flags of the options that differ from the defaults (seed aside). */
+function replayFlags(o) {
+  const flags = { kills: '--kills', seconds: '--seconds', concurrency: '--concurrency', threads: '--threads', minDelay: '--min-delay', maxDelay: '--max-delay', focus: '--focus', slots: '--slots', capacity: '--capacity' }
+  return Object.entries(flags).filter(([k]) => o[k] !== DEFAULTS[k]).map(([k, flag]) => ` ${flag} ${o[k]}`).join('')
+}
+
 function format(report) {
   const lines = []
   lines.push(`sabpool fault injection (seed ${report.seed}): ${n(report.kills)} SIGKILLs of ${n(report.children)} children in ${report.seconds.toFixed(1)} s${report.stoppedEarly ? ` (stopped before ${n(report.options.kills)})` : ''}`)
@@ -452,7 +458,7 @@ function format(report) {
   if (e.reclaimed !== undefined) lines.push(`  at the end: reclaimDead() recovered ${e.reclaimed.participants} participants, ${e.reclaimed.slots} slots; drained ${(e.drained ?? []).join(' + ')} queued leases; adopted ${e.orphanTickets ?? '?'} orphaned tickets`)
   lines.push(`  not checked: temporary files left by killed creates: ${e.leftoverTempFiles}; channel waits left registered by the dead: ${(e.channelWaiters ?? []).map((w) => (w === null ? '?' : `${w.recv} receive, ${w.send} send`)).join(' / ')}`)
   lines.push(...verdictLines(report))
-  if (!report.ok) lines.push(`  reproduce the plan with: npm run stress -- --kill --seed ${report.seed}`)
+  if (!report.ok) lines.push(`  reproduce the plan with: npm run stress -- --kill --seed ${report.seed}${replayFlags(report.options)}`)
   return lines.join('\n')
 }
 
