@@ -7,7 +7,7 @@ const { binding, OFFSETS, NONE, CLOSED, DETACHED_ID, SITE_RECEIVED, SITE_ROOM } 
 const { makeError, statusError, abortError, describe } = require('./errors.js')
 const {
   checkInteger, checkOptionsObject, checkTimeout, checkSignal, checkSpin, checkLength, checkCapacity,
-  checkName, checkDir, checkFileOptions,
+  checkName, checkDir, checkFileOptions, checkAllowForeignOwner,
 } = require('./options.js')
 const { DEQUEUE, spinForSent, spinForRoom, isClosed, wakeAll, parkSync, parkAsync } = require('./wait.js')
 const { Lease, checkReuse } = require('./lease.js')
@@ -115,7 +115,9 @@ class Channel {
    * `pool`, which must be the channel's pool (opened with `SharedPool.open`).
    * @param {string} name
    * @param {SharedPool} pool
-   * @param {{ dir?: string, spin?: number }} [options]
+   * A channel file owned by another user is refused (ERR_SABPOOL_ACCESS) unless
+   * `allowForeignOwner` is true: its owner could read every payload and truncate the file.
+   * @param {{ dir?: string, spin?: number, allowForeignOwner?: boolean }} [options]
    */
   static open(name, pool, options) {
     checkName(name)
@@ -123,7 +125,8 @@ class Channel {
     options = checkOptionsObject('options', options)
     const dir = checkDir(options.dir)
     const spin = checkSpin(options.spin)
-    const attachment = nativeCall(() => binding.channelOpenFile(dir, name, pool._state.ref))
+    const allowForeignOwner = checkAllowForeignOwner(options.allowForeignOwner)
+    const attachment = nativeCall(() => binding.channelOpenFile(dir, name, pool._state.ref, allowForeignOwner))
     return new Channel(ATTACH, undefined, { pool, attachment, spin, region: new FileRegion(attachment, name, dir) })
   }
 
@@ -140,11 +143,11 @@ class Channel {
       throw makeError('ERR_SABPOOL_BAD_HANDLE', 'handle.buffer must be the channel\'s SharedArrayBuffer')
     }
     if (pool === undefined) {
-      pool = SharedPool.attach(handle.pool)
+      pool = SharedPool.attach(handle.pool, { allowForeignOwner: options.allowForeignOwner })
     } else if (!(pool instanceof SharedPool)) {
       throw makeError('ERR_INVALID_ARG_TYPE', `pool must be a SharedPool, got ${describe(pool)}`)
     }
-    if (isFile) return Channel.open(handle.name, pool, { dir: handle.dir, spin })
+    if (isFile) return Channel.open(handle.name, pool, { dir: handle.dir, spin, allowForeignOwner: options.allowForeignOwner })
     const attachment = nativeCall(() => binding.channelAttach(new Uint8Array(handle.buffer), pool._state.ref))
     return new Channel(ATTACH, undefined, { pool, attachment, spin, region: new MemoryRegion(handle.buffer, 'channel') })
   }
