@@ -50,6 +50,7 @@ export type SabpoolErrorCode =
   | 'ERR_SABPOOL_NOT_FOUND'
   /** The operating system refused access to the region file (permissions). */
   | 'ERR_SABPOOL_ACCESS'
+  | 'ERR_SABPOOL_NO_SPACE'
   /** Another operating-system error on the region file. */
   | 'ERR_SABPOOL_IO'
   /** File-backed pools and channels are not available on this platform (Windows). */
@@ -93,6 +94,18 @@ export interface SharedPoolOptions {
 export interface AttachOptions {
   /** As {@link SharedPoolOptions.trackLeaks}, for this thread's attachment. */
   trackLeaks?: boolean
+  /** For a handle of a file-backed pool: as {@link ForeignOwnerOptions.allowForeignOwner}. */
+  allowForeignOwner?: boolean
+}
+
+/** Opening a region file that another user owns. */
+export interface ForeignOwnerOptions {
+  /**
+   * Open the region file even if another user owns it. Default false: such a file is refused with
+   * `ERR_SABPOOL_ACCESS`, because its owner can read every payload written into it and can
+   * truncate it under the mapping (which kills the processes using it with SIGBUS).
+   */
+  allowForeignOwner?: boolean
 }
 
 /** Where a file-backed region lives. */
@@ -110,7 +123,7 @@ export interface CreateFileOptions extends FileOptions {
 
 export interface SharedPoolCreateOptions extends SharedPoolOptions, CreateFileOptions {}
 
-export interface SharedPoolOpenOptions extends AttachOptions, FileOptions {}
+export interface SharedPoolOpenOptions extends AttachOptions, FileOptions, ForeignOwnerOptions {}
 
 /** What {@link SharedPool.reclaimDead} did. */
 export interface DeadReclaimed {
@@ -320,7 +333,7 @@ export interface ChannelOptions {
 
 export interface ChannelCreateOptions extends ChannelOptions, CreateFileOptions {}
 
-export interface ChannelOpenOptions extends FileOptions {
+export interface ChannelOpenOptions extends FileOptions, ForeignOwnerOptions {
   /** As {@link ChannelOptions.spin}. */
   spin?: number
 }
@@ -365,7 +378,7 @@ export declare class Channel implements AsyncIterable<Lease> {
    * Attaches to a channel created in another thread. Received leases belong to `pool` if given
    * (it must be the channel's pool), otherwise to a fresh attachment, `channel.pool`.
    */
-  static attach(handle: ChannelHandle, pool?: SharedPool, options?: { spin?: number }): Channel
+  static attach(handle: ChannelHandle, pool?: SharedPool, options?: { spin?: number } & ForeignOwnerOptions): Channel
   /** The name of a file-backed channel; undefined for an in-process channel. */
   readonly name: string | undefined
   /** Path of a file-backed channel's file; undefined for an in-process channel. */

@@ -7,7 +7,7 @@ const { binding, OFFSETS, NONE, CLOSED, DETACHED_ID, SITE_RECEIVED, SITE_ROOM } 
 const { makeError, statusError, abortError, invalidThis, describe } = require('./errors.js')
 const {
   checkInteger, checkOptionsObject, checkTimeout, checkSignal, checkSpin, checkLength, checkCapacity,
-  checkName, checkDir, checkFileOptions,
+  checkName, checkDir, checkFileOptions, checkAllowForeignOwner,
 } = require('./options.js')
 const { DEQUEUE, spinForSent, spinForRoom, isClosed, wakeAll, parkSync, parkAsync } = require('./wait.js')
 const { isLease, checkReuse, reserved } = require('./lease.js')
@@ -122,7 +122,9 @@ class Channel {
    * `pool`, which must be the channel's pool (opened with `SharedPool.open`).
    * @param {string} name
    * @param {SharedPool} pool
-   * @param {{ dir?: string, spin?: number }} [options]
+   * A channel file owned by another user is refused (ERR_SABPOOL_ACCESS) unless
+   * `allowForeignOwner` is true: its owner could read every payload and truncate the file.
+   * @param {{ dir?: string, spin?: number, allowForeignOwner?: boolean }} [options]
    */
   static open(name, pool, options) {
     checkName(name)
@@ -130,7 +132,8 @@ class Channel {
     options = checkOptionsObject('options', options)
     const dir = checkDir(options.dir)
     const spin = checkSpin(options.spin)
-    const attachment = nativeCall(() => binding.channelOpenFile(dir, name, pool._state.ref))
+    const allowForeignOwner = checkAllowForeignOwner(options.allowForeignOwner)
+    const attachment = nativeCall(() => binding.channelOpenFile(dir, name, pool._state.ref, allowForeignOwner))
     return new Channel(ATTACH, undefined, { pool, attachment, spin, region: new FileRegion(attachment, name, dir) })
   }
 
@@ -142,12 +145,13 @@ class Channel {
   static attach(handle, pool, options) {
     options = checkOptionsObject('options', options)
     const spin = checkSpin(options.spin)
+    const allowForeignOwner = checkAllowForeignOwner(options.allowForeignOwner)
     if (pool !== undefined && !isPool(pool)) {
       throw makeError('ERR_INVALID_ARG_TYPE', `pool must be a SharedPool, got ${describe(pool)}`)
     }
     const { name, dir, buffer, pool: poolHandle } = readHandle(handle, CHANNEL_KIND, 'Channel.attach', 'channel', pool === undefined)
-    if (pool === undefined) pool = SharedPool.attach(poolHandle)
-    if (name !== undefined) return Channel.open(name, pool, { dir, spin })
+    if (pool === undefined) pool = SharedPool.attach(poolHandle, { allowForeignOwner })
+    if (name !== undefined) return Channel.open(name, pool, { dir, spin, allowForeignOwner })
     const attachment = nativeCall(() => binding.channelAttach(new Uint8Array(buffer), pool._state.ref))
     return new Channel(ATTACH, undefined, { pool, attachment, spin, region: new MemoryRegion(buffer, 'channel') })
   }

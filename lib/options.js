@@ -152,6 +152,16 @@ function checkMode(mode) {
   return mode
 }
 
+/** The `allowForeignOwner` option of `open`: whether a region file another user owns may be
+ * opened (its owner can read every payload and truncate the file under the mapping). */
+function checkAllowForeignOwner(value) {
+  if (value === undefined) return false
+  if (typeof value !== 'boolean') {
+    throw makeError('ERR_INVALID_ARG_TYPE', `allowForeignOwner must be a boolean, got ${describe(value)}`)
+  }
+  return value
+}
+
 /** A region file's `name`, `dir` and `mode` options, checked. */
 function checkFileOptions(options) {
   return { name: checkName(options.name), dir: checkDir(options.dir), mode: checkMode(options.mode) }
@@ -170,4 +180,5 @@ module.exports = {
   checkName,
   checkDir,
   checkFileOptions,
+  checkAllowForeignOwner,
 }

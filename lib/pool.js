@@ -4,11 +4,12 @@
 // SharedArrayBuffer) or in a mapped file that other processes open by name.
 
 const { randomInt } = require('node:crypto')
+const { constants: bufferConstants } = require('node:buffer')
 const { binding, DETACHED_ID, LAYOUT_VERSION } = require('./native.js')
 const { makeError, statusError, abortError, invalidThis, describe } = require('./errors.js')
 const {
   checkOptionsObject, checkTimeout, checkSignal, checkSpin, checkTrackLeaks, checkGeometry,
-  checkName, checkDir, checkFileOptions,
+  checkName, checkDir, checkFileOptions, checkAllowForeignOwner,
 } = require('./options.js')
 const { spinForFree, parkSync, parkAsync } = require('./wait.js')
 const { PoolState, checkReuse, reserved } = require('./lease.js')
@@ -61,9 +62,26 @@ function readHandle(handle, kind, api, noun, withPool) {
   return fields
 }
 
-/** A pool in a region file this thread just created or opened. */
-function filePool(attachment, name, dir, trackLeaks) {
-  const region = new FileRegion(attachment, name, dir)
+/**
+ * A pool in a region file this thread just created (`created`) or opened. If its memory cannot be
+ * exposed to JS (ERR_SABPOOL_TOO_LARGE), nothing of it is kept: the participant leaves at once,
+ * and a file this thread just created is removed again.
+ */
+function filePool(attachment, name, dir, trackLeaks, created) {
+  let region
+  try {
+    region = new FileRegion(attachment, name, dir)
+  } catch (error) {
+    if (created) {
+      try {
+        binding.regionUnlink(attachment.id)
+      } catch {
+        // already gone: nothing to undo
+      }
+    }
+    attachment.detach()
+    throw error
+  }
   region.detachAtExit(attachment)
   return new SharedPool(ATTACH, new PoolState(region, attachment, trackLeaks))
 }
@@ -95,15 +113,19 @@ class SharedPool {
       const trackLeaks = checkTrackLeaks(given.trackLeaks)
       const size = nativeCall(() => binding.poolRegionSize(slotSize, slots, maxParticipants))
       let buffer
+      let view
       try {
         if (size > MAX_REGION_BYTES) throw new RangeError('Array buffer allocation failed')
         buffer = new SharedArrayBuffer(size)
+        // The binding adopts the memory through a view of all of it, which typed-array limits
+        // can refuse (Node 20: 2^32 bytes) even where the buffer itself was allocated.
+        view = new Uint8Array(buffer)
       } catch (cause) {
         throw makeError('ERR_SABPOOL_TOO_LARGE',
-          `slots × slotSize (${slots} × ${slotSize}) needs a ${size}-byte SharedArrayBuffer, more than this Node can allocate`, cause)
+          `slots × slotSize (${slots} × ${slotSize}) needs a ${size}-byte SharedArrayBuffer, more than this Node can allocate or view as one typed array`, cause)
       }
       const uid = newUid()
-      const attachment = nativeCall(() => binding.poolCreate(new Uint8Array(buffer), slotSize, slots, maxParticipants, uid))
+      const attachment = nativeCall(() => binding.poolCreate(view, slotSize, slots, maxParticipants, uid))
       this.#state = new PoolState(new MemoryRegion(buffer, 'pool'), attachment, trackLeaks)
     }
     this.#handle = this.#state.region.handle(HANDLE_KIND)
@@ -121,24 +143,34 @@ class SharedPool {
     const { name, dir, mode } = checkFileOptions(options)
     const { slotSize, slots, maxParticipants } = checkGeometry(options.slotSize, options.slots, options.maxParticipants)
     const trackLeaks = checkTrackLeaks(options.trackLeaks)
+    // Refused before any file is made (its space would be reserved for nothing): a region this
+    // Node cannot expose to JS as one buffer (Node 20: more than 2^32 bytes).
+    const size = nativeCall(() => binding.poolRegionSize(slotSize, slots, maxParticipants))
+    if (size > bufferConstants.MAX_LENGTH) {
+      throw makeError('ERR_SABPOOL_TOO_LARGE',
+        `slots × slotSize (${slots} × ${slotSize}) needs a ${size}-byte region, more than this Node can expose to JavaScript as one buffer (buffer.constants.MAX_LENGTH is ${bufferConstants.MAX_LENGTH})`)
+    }
     const attachment = nativeCall(() =>
       binding.poolCreateFile(dir, name, slotSize, slots, maxParticipants, newUid(), mode))
-    return filePool(attachment, name, dir, trackLeaks)
+    return filePool(attachment, name, dir, trackLeaks, true)
   }
 
   /**
    * Opens a pool that a process created with `SharedPool.create`, validating the file exactly as
-   * `attach` validates a handle. Reclaims the slots of participants whose process has died.
+   * `attach` validates a handle. Reclaims the slots of participants whose process has died. A
+   * pool file owned by another user is refused (ERR_SABPOOL_ACCESS) unless `allowForeignOwner`
+   * is true: its owner could read every payload and truncate the file under the mapping.
    * @param {string} name
-   * @param {{ dir?: string, trackLeaks?: boolean }} [options]
+   * @param {{ dir?: string, trackLeaks?: boolean, allowForeignOwner?: boolean }} [options]
    */
   static open(name, options) {
     checkName(name)
     options = checkOptionsObject('options', options)
     const dir = checkDir(options.dir)
     const trackLeaks = checkTrackLeaks(options.trackLeaks)
-    const attachment = nativeCall(() => binding.poolOpenFile(dir, name))
-    return filePool(attachment, name, dir, trackLeaks)
+    const allowForeignOwner = checkAllowForeignOwner(options.allowForeignOwner)
+    const attachment = nativeCall(() => binding.poolOpenFile(dir, name, allowForeignOwner))
+    return filePool(attachment, name, dir, trackLeaks, false)
   }
 
   /**
@@ -147,8 +179,9 @@ class SharedPool {
   static attach(handle, options) {
     options = checkOptionsObject('options', options)
     const trackLeaks = checkTrackLeaks(options.trackLeaks)
+    const allowForeignOwner = checkAllowForeignOwner(options.allowForeignOwner)
     const { name, dir, buffer } = readHandle(handle, HANDLE_KIND, 'SharedPool.attach', 'pool', false)
-    if (name !== undefined) return SharedPool.open(name, { dir, trackLeaks })
+    if (name !== undefined) return SharedPool.open(name, { dir, trackLeaks, allowForeignOwner })
     const attachment = nativeCall(() => binding.poolAttach(new Uint8Array(buffer)))
     return new SharedPool(ATTACH, new PoolState(new MemoryRegion(buffer, 'pool'), attachment, trackLeaks))
   }

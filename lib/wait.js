@@ -21,7 +21,7 @@ const PARK_SLICE_MS = 50
 // ---- spinning -----------------------------------------------------------------------------------
 
 const FREE_HEAD = OFFSETS.freeHead >>> 2 // low half of the tagged head: the first free slot
-const NIL_INDEX = -1 // u32::MAX read through an Int32Array
+const FREE_EMPTY = OFFSETS.freeEmpty // that low half when the list is empty
 const ENQUEUE = OFFSETS.enqueue >>> 2 // low halves of the ring positions
 const DEQUEUE = OFFSETS.dequeue >>> 2
 const CELLS = OFFSETS.cells >>> 2 // ring cells: sequence (u64), value (u64)
@@ -30,7 +30,7 @@ const CELL_WORDS = OFFSETS.cellSize >>> 2
 /** Polls until the free list is non-empty, at most `spin` times. */
 function spinForFree(i32, spin) {
   for (let i = 0; i < spin; i++) {
-    if (Atomics.load(i32, FREE_HEAD) !== NIL_INDEX) return i + 1
+    if (Atomics.load(i32, FREE_HEAD) !== FREE_EMPTY) return i + 1
   }
   return spin
 }

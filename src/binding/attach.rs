@@ -85,6 +85,14 @@ fn join_pool(
     let me = pool.join_process(token, shm::this_process())?;
     Ok(PoolEntry::new(pool, me, token))
   });
+  register_pool(joined, view)
+}
+
+/// Registers a joined pool participant in this thread's table.
+fn register_pool(
+  joined: sabpool_core::Result<PoolEntry>,
+  view: Option<ViewRef>,
+) -> Result<Attachment, String> {
   match joined {
     Ok(entry) => Ok(Attachment {
       id: registry::insert_pool(entry, view),
@@ -199,25 +207,58 @@ pub fn pool_create_file(
   // Checked first, so a bad name is reported before a bad geometry.
   shm::pool_file_name(&name).map_err(errors::shm)?;
   let layout = PoolLayout::new(slot_size, slots, max_participants).map_err(errors::core)?;
-  let file =
-    shm::create_pool_file(Path::new(&dir), &name, layout, uid, mode).map_err(errors::shm)?;
-  let pool = Pool::attach(RegionMemory::File(mapped(file)?));
-  join_pool(pool, None)
+  // This thread joins the pool inside the new file, before it is published (see
+  // `shm::create_pool_file`): no concurrent creator can judge it stale.
+  let token = registry::new_token();
+  let (file, me) = shm::create_pool_file(
+    Path::new(&dir),
+    &name,
+    layout,
+    uid,
+    mode,
+    token,
+    shm::this_process(),
+  )
+  .map_err(errors::shm)?;
+  let joined =
+    Pool::attach(RegionMemory::File(mapped(file)?)).map(|pool| PoolEntry::new(pool, me, token));
+  register_pool(joined, None)
 }
 
-/// Opens the pool file `sabpool.<name>.pool` of `dir`, validates it, reclaims what participants
-/// of dead processes still hold (first, so their entries are free to join), and attaches this
-/// thread.
+/// Opens the pool file `sabpool.<name>.pool` of `dir`, validates it, joins it (taking over the
+/// entry of a dead participant if every entry is taken), then reclaims what participants of dead
+/// processes still hold, and attaches this thread. The reclaim runs as this participant, so if
+/// this process is killed mid-way, whoever reclaims next takes it over. A file owned by another
+/// user is refused (ERR_SABPOOL_ACCESS) unless `allow_foreign_owner`.
 #[napi]
-pub fn pool_open_file(env: Env, dir: String, name: String) -> Result<Attachment, String> {
+pub fn pool_open_file(
+  env: Env,
+  dir: String,
+  name: String,
+  allow_foreign_owner: Option<bool>,
+) -> Result<Attachment, String> {
   hook_cleanup(&env)?;
-  let file = shm::open_pool_file(Path::new(&dir), &name).map_err(errors::shm)?;
-  let pool = Pool::attach(RegionMemory::File(mapped(file)?)).and_then(|pool| {
-    let reclaimed = pool.reclaim_dead(shm::process_alive)?;
-    pool.memory().deliver(reclaimed.wake, layout::P_FREE_EPOCH);
-    Ok(pool)
+  let options = shm::OpenOptions {
+    allow_foreign_owner: allow_foreign_owner.unwrap_or(false),
+  };
+  let file = shm::open_pool_file(Path::new(&dir), &name, options).map_err(errors::shm)?;
+  let token = registry::new_token();
+  let joined = Pool::attach(RegionMemory::File(mapped(file)?)).and_then(|pool| {
+    let (me, took) = pool.join_reclaiming(token, shm::this_process(), shm::process_alive)?;
+    let entry = PoolEntry::new(pool, me, token);
+    let reclaimed = entry.pool.reclaim_dead(me, shm::process_alive);
+    // Registered even if the reclaim failed (scribbled memory): the participant exists.
+    let wake = Wake(took.wake.0 | reclaimed.as_ref().is_ok_and(|r| r.wake.0));
+    entry.memory().deliver(wake, layout::P_FREE_EPOCH);
+    match reclaimed {
+      Ok(_) => Ok(entry),
+      Err(e) => {
+        let _ = entry.pool.leave(me, token);
+        Err(e)
+      }
+    }
   });
-  join_pool(pool, None)
+  register_pool(joined, None)
 }
 
 fn file_channel(
@@ -259,18 +300,23 @@ pub fn channel_create_file(
   })
 }
 
-/// Opens the channel file `sabpool.<name>.channel` of `dir`; it must carry slots of `pool_id`.
+/// Opens the channel file `sabpool.<name>.channel` of `dir`; it must carry slots of `pool_id`. A
+/// file owned by another user is refused (ERR_SABPOOL_ACCESS) unless `allow_foreign_owner`.
 #[napi]
 pub fn channel_open_file(
   env: Env,
   dir: String,
   name: String,
   pool_id: u32,
+  allow_foreign_owner: Option<bool>,
 ) -> Result<Attachment, String> {
   hook_cleanup(&env)?;
   shm::channel_file_name(&name).map_err(errors::shm)?;
+  let options = shm::OpenOptions {
+    allow_foreign_owner: allow_foreign_owner.unwrap_or(false),
+  };
   file_channel(pool_id, |_| {
-    shm::open_channel_file(Path::new(&dir), &name).map_err(errors::shm)
+    shm::open_channel_file(Path::new(&dir), &name, options).map_err(errors::shm)
   })
 }
 
@@ -289,7 +335,7 @@ fn require_file(id: u32) -> Result<MappedMemory, String> {
 #[napi]
 pub fn region_buffer(env: Env, id: u32) -> Result<Unknown<'static>, String> {
   let memory = require_file(id)?;
-  memory::region_buffer(&env, memory.file()).map_err(errors::core)
+  memory::region_buffer(&env, memory.file()).map_err(errors::buffer)
 }
 
 /// Path of a file-backed region, or null.
@@ -341,7 +387,7 @@ pub struct DeadReclaimed {
 #[napi]
 pub fn pool_reclaim_dead(id: u32) -> Result<DeadReclaimed, String> {
   on_pool(id, |p| {
-    let r = p.pool.reclaim_dead(shm::process_alive)?;
+    let r = p.pool.reclaim_dead(p.me, shm::process_alive)?;
     p.memory().deliver(r.wake, layout::P_FREE_EPOCH);
     Ok(DeadReclaimed {
       participants: r.participants,

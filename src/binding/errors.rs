@@ -17,6 +17,10 @@ pub const NOT_FILE: &str = "ERR_SABPOOL_NOT_FILE";
 pub const INVALID_ARG_TYPE: &str = "ERR_INVALID_ARG_TYPE";
 /// The operating system refused something (here: starting a thread).
 pub const IO: &str = "ERR_SABPOOL_IO";
+/// A region larger than this Node can expose to JS as one buffer.
+pub const TOO_LARGE: &str = "ERR_SABPOOL_TOO_LARGE";
+/// Something this platform or runtime cannot do.
+pub const UNSUPPORTED: &str = "ERR_SABPOOL_UNSUPPORTED";
 
 pub fn error(code: &str, message: impl Into<String>) -> napi::Error<String> {
   napi::Error::new(code.to_string(), message.into())
@@ -28,6 +32,23 @@ pub fn core(e: CoreError) -> napi::Error<String> {
 
 pub fn shm(e: ShmError) -> napi::Error<String> {
   error(e.code(), e.to_string())
+}
+
+/// A region that could not be exposed to JS as a buffer.
+pub fn buffer(e: super::memory::BufferError) -> napi::Error<String> {
+  match e {
+    super::memory::BufferError::TooLarge(len) => error(
+      TOO_LARGE,
+      format!(
+        "this region is {len} bytes, more than this Node can expose to JavaScript as one buffer \
+         (Node 20 allows at most 2^32 bytes: buffer.constants.MAX_LENGTH)"
+      ),
+    ),
+    super::memory::BufferError::NotAllowed => error(
+      UNSUPPORTED,
+      "this runtime does not allow buffers over external memory, which file-backed regions need",
+    ),
+  }
 }
 
 pub fn internal(what: &str) -> napi::Error<String> {

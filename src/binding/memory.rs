@@ -144,14 +144,64 @@ fn lookup_external_sab() -> Option<CreateExternalSab> {
   None
 }
 
-unsafe extern "C" fn drop_region_noenv(_data: *mut c_void, hint: *mut c_void) {
-  // SAFETY: `hint` is the `Box<Arc<RegionFile>>` leaked in `region_buffer`, finalized once.
-  drop(unsafe { Box::from_raw(hint as *mut Arc<RegionFile>) });
+// ---- who owns a mapping lent to JS -----------------------------------------------------------
+//
+// A finalizer's hint must never be freed twice nor leak, whatever Node does when creating the
+// buffer fails: Node 20's `napi_create_external_arraybuffer` goes through `node::Buffer::New`,
+// which, for a length above Buffer's limit (2^32 bytes there), throws ERR_BUFFER_TOO_LARGE *and
+// calls the finalizer at once* before failing; later Nodes defer a finalizer through SetImmediate
+// on some paths; Bun's and others' implementations never call it on failure; and the
+// `node_api_create_external_sharedarraybuffer` of newer Nodes documents nothing either way. So
+// the hint is not an owning pointer but a number naming an entry of a process-wide table, and the
+// entry is taken out exactly once: by the finalizer, or by the failed creation, whichever comes
+// first. Numbers are never reused (a u64 counter), so a late finalizer of a failed creation finds
+// nothing and does nothing.
+
+/// Mappings lent to JS buffers, by the number passed as the buffer's finalizer hint.
+static LENT: std::sync::Mutex<Option<std::collections::HashMap<usize, Arc<RegionFile>>>> =
+  std::sync::Mutex::new(None);
+static NEXT_LOAN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+fn lend(file: &Arc<RegionFile>) -> usize {
+  let loan = NEXT_LOAN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+  let mut lent = LENT.lock().unwrap_or_else(|e| e.into_inner());
+  lent
+    .get_or_insert_with(Default::default)
+    .insert(loan, file.clone());
+  loan
 }
 
-unsafe extern "C" fn drop_region(_env: sys::napi_env, data: *mut c_void, hint: *mut c_void) {
-  // SAFETY: as in `drop_region_noenv`.
-  unsafe { drop_region_noenv(data, hint) }
+/// Ends loan `loan` if it is still on: drops that reference to the mapping. Idempotent.
+fn end_loan(loan: usize) {
+  let taken = {
+    let mut lent = LENT.lock().unwrap_or_else(|e| e.into_inner());
+    lent.as_mut().and_then(|lent| lent.remove(&loan))
+  };
+  // Dropped outside the lock: unmapping may take a while.
+  drop(taken);
+}
+
+unsafe extern "C" fn drop_region_noenv(_data: *mut c_void, hint: *mut c_void) {
+  // The hint is a loan number, not a pointer: nothing is dereferenced.
+  end_loan(hint as usize);
+}
+
+unsafe extern "C" fn drop_region(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+  end_loan(hint as usize);
+}
+
+/// Clears the JS exception a failed Node-API call left pending (Node 20 throws
+/// ERR_BUFFER_TOO_LARGE from inside `napi_create_external_arraybuffer`), so the binding's own
+/// typed error is what JS sees.
+fn clear_pending_exception(env: sys::napi_env) {
+  let mut pending = false;
+  let mut exception = ptr::null_mut();
+  // SAFETY: plain Node-API calls in the current env with out-pointers to locals.
+  unsafe {
+    if sys::napi_is_exception_pending(env, &mut pending) == sys::Status::napi_ok && pending {
+      sys::napi_get_and_clear_last_exception(env, &mut exception);
+    }
+  }
 }
 
 /// A JS buffer over the whole mapping of `file`: a SharedArrayBuffer where Node can make one from
@@ -159,42 +209,52 @@ unsafe extern "C" fn drop_region(_env: sys::napi_env, data: *mut c_void, hint: *
 pub fn region_buffer(
   env: &napi::Env,
   file: &Arc<RegionFile>,
-) -> Result<napi::Unknown<'static>, Error> {
+) -> Result<napi::Unknown<'static>, BufferError> {
   let env = env.raw();
   let (value, _shared) = external_buffer(env, file)?;
   // SAFETY: `value` was just created in `env` by Node-API and is returned to JS from this call.
   Ok(unsafe { napi::Unknown::from_raw_unchecked(env, value) })
 }
 
+/// Why a region could not be exposed to JS.
+pub enum BufferError {
+  /// Node refused a buffer of this length (above Buffer's limit, 2^32 bytes on Node 20).
+  TooLarge(usize),
+  /// This runtime does not allow buffers over external memory at all.
+  NotAllowed,
+}
+
 /// Creates the external (Shared)ArrayBuffer; returns it and whether it is a SharedArrayBuffer.
 fn external_buffer(
   env: sys::napi_env,
   file: &Arc<RegionFile>,
-) -> Result<(sys::napi_value, bool), Error> {
+) -> Result<(sys::napi_value, bool), BufferError> {
   let data = file.as_ptr() as *mut c_void;
   let len = file.len();
   let mut result = ptr::null_mut();
   if let Some(create) = create_external_sab() {
-    let hint = Box::into_raw(Box::new(file.clone()));
+    let loan = lend(file);
     // SAFETY: `data` is valid for `len` bytes until the mapping is dropped, which happens no
-    // earlier than the finalizer (it owns one reference through `hint`).
+    // earlier than the end of the loan (the finalizer ends it). The hint is a number, never
+    // dereferenced.
     let status = unsafe {
       create(
         env,
         data,
         len,
         Some(drop_region_noenv),
-        hint as *mut c_void,
+        loan as *mut c_void,
         &mut result,
       )
     };
     if status == sys::Status::napi_ok {
       return Ok((result, true));
     }
-    // SAFETY: creation failed, so the finalizer will never run; reclaim the box.
-    drop(unsafe { Box::from_raw(hint) });
+    // Whether or not Node ran (or will run) the finalizer, the loan ends exactly once.
+    end_loan(loan);
+    clear_pending_exception(env);
   }
-  let hint = Box::into_raw(Box::new(file.clone()));
+  let loan = lend(file);
   // SAFETY: as above. The buffer may be detached by JS (transfer); that only invalidates JS views,
   // never memory Rust uses (the registry holds its own reference to the mapping).
   let status = unsafe {
@@ -203,16 +263,20 @@ fn external_buffer(
       data,
       len,
       Some(drop_region),
-      hint as *mut c_void,
+      loan as *mut c_void,
       &mut result,
     )
   };
   if status != sys::Status::napi_ok {
-    // SAFETY: creation failed, so the finalizer will never run.
-    drop(unsafe { Box::from_raw(hint) });
-    return Err(Error::BadHandle(
-      "this Node cannot expose external memory to JS (external buffers are not allowed)",
-    ));
+    end_loan(loan);
+    clear_pending_exception(env);
+    return Err(if status == sys::Status::napi_no_external_buffers_allowed {
+      BufferError::NotAllowed
+    } else {
+      // Node 20 fails this way for lengths above Buffer's limit (2^32 bytes); anything else
+      // refused here is also a length this Node will not expose.
+      BufferError::TooLarge(len)
+    });
   }
   Ok((result, false))
 }

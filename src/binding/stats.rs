@@ -103,6 +103,8 @@ pub fn channel_stats(id: u32) -> Result<ChannelStats, String> {
 #[napi(object)]
 pub struct Offsets {
   pub free_head: u32,
+  /// The low 32 bits of the free-list head when the list is empty, as an Int32Array reads them.
+  pub free_empty: i32,
   pub enqueue: u32,
   pub dequeue: u32,
   pub cells: u32,
@@ -126,6 +128,7 @@ pub struct Offsets {
 fn offsets() -> Offsets {
   Offsets {
     free_head: layout::P_FREE_HEAD as u32,
+    free_empty: sabpool_core::FreeHead::EMPTY_LOW as i32,
     enqueue: layout::C_ENQ as u32,
     dequeue: layout::C_DEQ as u32,
     cells: layout::C_CELLS as u32,

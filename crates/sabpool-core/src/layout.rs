@@ -9,7 +9,9 @@ use super::mem::Memory;
 use super::sync::Ordering;
 
 pub const LINE: usize = 64;
-pub const VERSION: u32 = 1;
+/// Version 2: the free-list head carries a claim, slots have a `Releasing` state, the free count
+/// is kept in the list itself, and reclaim markers name their reclaimer (see `pool.rs`).
+pub const VERSION: u32 = 2;
 
 /// "SBPL", little-endian.
 pub const POOL_MAGIC: u32 = u32::from_le_bytes(*b"SBPL");
@@ -28,8 +30,9 @@ pub const P_SLOT_COUNT: usize = 28;
 pub const P_STRIDE: usize = 32;
 pub const P_MAX_PARTICIPANTS: usize = 36;
 pub const P_DATA_OFFSET: usize = 40; // u64
-/// Free-list line: tagged head (u64, [`FreeHead`](super::words::FreeHead)), slots in use,
-/// high-water mark.
+/// Free-list line: tagged head (u64, [`FreeHead`](super::words::FreeHead)), an unused word
+/// (version 1 kept a count of slots in use there; now the list's nodes carry the free count, see
+/// [`META_LENGTH`]), high-water mark.
 pub const P_FREE_HEAD: usize = LINE;
 pub const P_IN_USE: usize = LINE + 8;
 pub const P_HIGH_WATER: usize = LINE + 12;
@@ -56,13 +59,21 @@ pub const PART_WAITS: usize = 32;
 pub const PART_START: usize = 40;
 /// The participant's pid namespace (0: unknown); pids of other namespaces are not judged.
 pub const PART_PID_NS: usize = 48;
-/// Token of an entry being torn down by a participant that found its process dead.
+/// Token of an entry being torn down by a reclaimer that did not say who it is (layout version 1
+/// wrote it; a reclaimer that finds it takes the entry over).
 pub const PART_RECLAIMING: u64 = u64::MAX;
 /// Token of an entry being claimed, until its pid and start time are written.
 pub const PART_JOINING: u64 = u64::MAX - 1;
+/// Set in the token of an entry being torn down: `PART_RECLAIM_BIT | reclaimer index << 32 | low
+/// half of the reclaimer's token`. Participant tokens never have it (pids are below 2^31), and
+/// neither marker above has the index bits a reclaimer marker can carry clear, so the three never
+/// collide.
+pub const PART_RECLAIM_BIT: u64 = 1 << 63;
 
 /// Per-slot metadata: state word (u64, [`SlotWord`](super::words::SlotWord)), free-list link,
-/// length in use.
+/// length in use. While a slot is on the free list its length word holds the number of slots on
+/// the list from it down (itself included), written before it is pushed: the head's count is the
+/// number of free slots, exact with every push and pop.
 pub const META_SIZE: usize = 16;
 pub const META_WORD: usize = 0;
 pub const META_NEXT: usize = 8;

@@ -17,12 +17,11 @@
 use super::error::{Error, Result};
 use super::layout::*;
 use super::mem::Memory;
-use super::sync::{spin_hint, Ordering::*};
+use super::sync::{crash_point, spin_hint, Ordering::*};
 pub use super::words::Lease;
 use super::words::{FreeHead, SlotState, SlotWord};
 
-/// Free-list terminator.
-pub const NIL: u32 = u32::MAX;
+pub use super::words::NIL;
 /// How many times a lock-free loop retries before giving up with [`Error::Contended`]. Far above
 /// what real contention needs; it only bounds loops over memory that something keeps scribbling on.
 pub const MAX_RETRIES: u32 = 1 << 20;
@@ -122,9 +121,18 @@ impl<M: Memory> Pool<M> {
       u64_at(meta + META_WORD)?.store(SlotWord::new(0, 0, SlotState::Free).pack(), Relaxed);
       let next = if slot + 1 < slot_count { slot + 1 } else { NIL };
       u32_at(meta + META_NEXT)?.store(next, Relaxed);
-      u32_at(meta + META_LENGTH)?.store(0, Relaxed);
+      // On the list, the length word counts the slots from this one down.
+      u32_at(meta + META_LENGTH)?.store(slot_count - slot, Relaxed);
     }
-    u64_at(P_FREE_HEAD)?.store(FreeHead { index: 0, tag: 0 }.pack(), Relaxed);
+    u64_at(P_FREE_HEAD)?.store(
+      FreeHead {
+        index: 0,
+        claimer: 0,
+        tag: 0,
+      }
+      .pack(),
+      Relaxed,
+    );
     u32_at(H_VERSION)?.store(VERSION, Relaxed);
     // The magic goes last, with Release: whoever sees it (Acquire in `attach`) sees the rest.
     u32_at(H_MAGIC)?.store(POOL_MAGIC, Release);
@@ -159,38 +167,95 @@ impl<M: Memory> Pool<M> {
   /// As [`Pool::join`], recording the whole process identity, which lets [`Pool::reclaim_dead`]
   /// tell a dead process from a new one that got the same pid, or from one in another namespace.
   pub fn join_process(&self, token: u64, process: ProcessId) -> Result<Participant> {
-    assert!(
-      token != 0 && token != PART_RECLAIMING && token != PART_JOINING,
-      "participant tokens are non-zero and not a marker"
-    );
+    Self::check_token(token);
     for index in 0..self.layout.max_participants {
       let entry = self.layout.participant(index);
       let word = self.mem.u64_at(entry + PART_TOKEN)?;
-      // Claim the entry first, fill in who we are, then publish the token (Release): whoever
-      // sees the token (Acquire) sees our pid, never the pid of the entry's previous owner.
       if word.load(Relaxed) == 0
         && word
           .compare_exchange(0, PART_JOINING, AcqRel, Relaxed)
           .is_ok()
       {
-        self
-          .mem
-          .u32_at(entry + PART_PID)?
-          .store(process.pid, Relaxed);
-        self
-          .mem
-          .u64_at(entry + PART_START)?
-          .store(process.start, Relaxed);
-        self
-          .mem
-          .u64_at(entry + PART_PID_NS)?
-          .store(process.namespace, Relaxed);
-        self.mem.u32_at(entry + PART_PARKED)?.store(0, Relaxed);
-        word.store(token, Release);
+        self.take_entry(entry, token, process)?;
         return Ok(Participant(index));
       }
     }
     Err(Error::TooManyParticipants)
+  }
+
+  /// As [`Pool::join_process`], but when every entry is taken, takes over the entry of a
+  /// participant whose process `alive` says is dead (or an entry whose reclaimer died), and first
+  /// finishes what that participant left: its slots go back to the free list and its counters to
+  /// the totals, as [`Pool::reclaim_dead`] would. If this process dies while doing so, the entry
+  /// already names it, so the next reclaimer finishes the job.
+  pub fn join_reclaiming(
+    &self,
+    token: u64,
+    process: ProcessId,
+    alive: impl Fn(&ProcessId) -> bool,
+  ) -> Result<(Participant, DeadReclaim)> {
+    match self.join_process(token, process) {
+      Err(Error::TooManyParticipants) => {}
+      other => return other.map(|me| (me, DeadReclaim::default())),
+    }
+    for index in 0..self.layout.max_participants {
+      let entry = self.layout.participant(index);
+      let word = self.mem.u64_at(entry + PART_TOKEN)?;
+      let seen = word.load(Acquire);
+      if !self.abandoned(index, seen, &alive)? {
+        continue;
+      }
+      // AcqRel: we see the dead owner's last writes, and nobody else takes the entry over.
+      if word
+        .compare_exchange(seen, PART_JOINING, AcqRel, Relaxed)
+        .is_err()
+      {
+        continue;
+      }
+      // The dead owner's registered waits go before the entry is ours (it starts with none).
+      self.withdraw_parked(entry)?;
+      self.take_entry(entry, token, process)?;
+      let me = Participant(index);
+      // Whatever the previous owner (or its reclaimer) left now looks like ours; return it.
+      let (slots, wake) = self.tear_down(me, me)?;
+      return Ok((
+        me,
+        DeadReclaim {
+          participants: 1,
+          slots,
+          wake,
+        },
+      ));
+    }
+    Err(Error::TooManyParticipants)
+  }
+
+  fn check_token(token: u64) {
+    assert!(
+      token != 0 && token & PART_RECLAIM_BIT == 0,
+      "participant tokens are non-zero and below 2^63 (markers use the top bit)"
+    );
+  }
+
+  /// Fills in a claimed entry (token [`PART_JOINING`]) for `process`, with no registered waits,
+  /// then publishes `token` (Release): whoever sees the token (Acquire) sees our identity, never
+  /// the previous owner's.
+  fn take_entry(&self, entry: usize, token: u64, process: ProcessId) -> Result<()> {
+    self.mem.u32_at(entry + PART_PARKED)?.store(0, Relaxed);
+    self
+      .mem
+      .u32_at(entry + PART_PID)?
+      .store(process.pid, Relaxed);
+    self
+      .mem
+      .u64_at(entry + PART_START)?
+      .store(process.start, Relaxed);
+    self
+      .mem
+      .u64_at(entry + PART_PID_NS)?
+      .store(process.namespace, Relaxed);
+    self.mem.u64_at(entry + PART_TOKEN)?.store(token, Release);
+    Ok(())
   }
 
   /// Records how many waits of `who` are registered in the free-slot waiter count, so that a
@@ -222,7 +287,7 @@ impl<M: Memory> Pool<M> {
     for index in 0..self.layout.max_participants {
       let entry = self.layout.participant(index);
       let token = self.mem.u64_at(entry + PART_TOKEN)?.load(Acquire);
-      if token == 0 || token == PART_RECLAIMING {
+      if token == 0 || (token & PART_RECLAIM_BIT != 0 && token != PART_JOINING) {
         continue;
       }
       if token == PART_JOINING {
@@ -244,43 +309,116 @@ impl<M: Memory> Pool<M> {
     })
   }
 
+  /// The token `reclaimer` writes into the entries it tears down: it names the reclaimer's entry
+  /// and the low half of its token, so that anyone can tell whether the reclaimer still runs.
+  fn reclaim_marker(&self, reclaimer: Participant) -> Result<u64> {
+    let entry = self.participant_entry(reclaimer)?;
+    let token = self.mem.u64_at(entry + PART_TOKEN)?.load(Relaxed);
+    if token == 0 || token & PART_RECLAIM_BIT != 0 {
+      return Err(Error::BadTicket("the reclaimer is not a participant"));
+    }
+    Ok(PART_RECLAIM_BIT | (reclaimer.0 as u64) << 32 | (token & 0xffff_ffff))
+  }
+
+  /// Whether the entry `index`, whose token was seen as `token`, belongs to nobody alive: a
+  /// participant whose process is dead, or an entry being torn down by a reclaimer that is no
+  /// longer a live participant (killed mid-way: the teardown must be taken over and finished).
+  /// Errs on the side of "alive". Free and joining entries are not abandoned.
+  fn abandoned(&self, index: u32, token: u64, alive: &impl Fn(&ProcessId) -> bool) -> Result<bool> {
+    if token == 0 || token == PART_JOINING {
+      return Ok(false);
+    }
+    let entry = self.layout.participant(index);
+    if token & PART_RECLAIM_BIT == 0 {
+      return Ok(!alive(&self.process_of(entry)?));
+    }
+    if token == PART_RECLAIMING {
+      return Ok(true);
+    }
+    let reclaimer = ((token >> 32) & 0x7fff_ffff) as u32;
+    if reclaimer >= self.layout.max_participants || reclaimer == index {
+      return Ok(true); // no entry can be reclaiming this one: a scribble, or garbage
+    }
+    let theirs = self.layout.participant(reclaimer);
+    let their_token = self.mem.u64_at(theirs + PART_TOKEN)?.load(Acquire);
+    if their_token == 0
+      || their_token & PART_RECLAIM_BIT != 0
+      || their_token & 0xffff_ffff != token & 0xffff_ffff
+    {
+      return Ok(true); // the reclaimer left, or its own entry is being torn down
+    }
+    Ok(!alive(&self.process_of(theirs)?))
+  }
+
   /// Tears down every participant whose process `alive` says is gone (killed, crashed,
   /// exited without detaching): its leased slots go back to the free list, its registered waits
-  /// are withdrawn, its counters are folded into the totals and its entry is freed. Safe to run
-  /// from several processes at once: each entry is claimed (token → [`PART_RECLAIMING`]) by one.
-  pub fn reclaim_dead(&self, alive: impl Fn(&ProcessId) -> bool) -> Result<DeadReclaim> {
+  /// are withdrawn, its counters are folded into the totals and its entry is freed. `me` is the
+  /// caller's own participant: each entry torn down is first marked as being reclaimed by `me`
+  /// (token → [`Pool::reclaim_marker`]), so that if this process dies mid-way, the next reclaimer
+  /// sees the marker's owner is gone and takes the teardown over; every step of it can be redone.
+  /// Safe to run from several processes at once: each entry is claimed by one.
+  pub fn reclaim_dead(
+    &self,
+    me: Participant,
+    alive: impl Fn(&ProcessId) -> bool,
+  ) -> Result<DeadReclaim> {
+    let marker = self.reclaim_marker(me)?;
     let mut out = DeadReclaim::default();
     for index in 0..self.layout.max_participants {
+      if index == me.0 {
+        continue;
+      }
       let entry = self.layout.participant(index);
       let token_word = self.mem.u64_at(entry + PART_TOKEN)?;
       // Acquire: pairs with the Release that published the token after its pid and start time.
       let token = token_word.load(Acquire);
-      if token == 0 || token == PART_RECLAIMING || token == PART_JOINING {
-        continue;
+      // Our own marker: an earlier call of ours stopped with an error; finish it.
+      if token != marker {
+        if !self.abandoned(index, token, &alive)? {
+          continue;
+        }
+        // AcqRel: we see the dead participant's (or dead reclaimer's) last writes, and nobody
+        // else tears this entry down while our marker is there.
+        if token_word
+          .compare_exchange(token, marker, AcqRel, Relaxed)
+          .is_err()
+        {
+          continue;
+        }
+        crash_point()?;
       }
-      if alive(&self.process_of(entry)?) {
-        continue;
-      }
-      // AcqRel: we see the dead participant's last writes, and nobody else reclaims this entry.
-      if token_word
-        .compare_exchange(token, PART_RECLAIMING, AcqRel, Relaxed)
-        .is_err()
-      {
-        continue;
-      }
-      let parked = self.mem.u32_at(entry + PART_PARKED)?.swap(0, Relaxed);
-      let waiters = self.mem.u32_at(P_FREE_WAITERS)?;
-      // Saturating: a scribbled count must not wrap to "everyone is waiting".
-      let _ = waiters.fetch_update(SeqCst, SeqCst, |w| Some(w.saturating_sub(parked)));
-      let (slots, wake) = self.reclaim(Participant(index))?;
-      self.retire_counters(entry)?;
-      // Release: the zeroed counters are visible to whoever claims the entry next.
-      token_word.store(0, Release);
+      let (slots, wake) = self.tear_down(Participant(index), me)?;
+      // Release: the zeroed counters are visible to whoever claims the entry next. A CAS, not a
+      // store: if we were wrongly judged dead and overtaken, the entry is no longer ours to free.
+      let _ = token_word.compare_exchange(marker, 0, Release, Relaxed);
       out.participants += 1;
       out.slots += slots;
       out.wake.0 |= wake.0;
     }
     Ok(out)
+  }
+
+  /// Returns everything the participant of entry `dead` left (its registered waits, its claimed,
+  /// leased and half-released slots, its counters), acting as participant `me`. Every step can
+  /// be redone by a later reclaimer if `me` dies mid-way: counters and waits move with swaps,
+  /// slots with compare-and-swaps on their state words.
+  fn tear_down(&self, dead: Participant, me: Participant) -> Result<(u32, Wake)> {
+    let entry = self.participant_entry(dead)?;
+    self.withdraw_parked(entry)?;
+    crash_point()?;
+    let (slots, wake) = self.reclaim_as(dead, me)?;
+    self.retire_counters(entry)?;
+    Ok((slots, wake))
+  }
+
+  /// Withdraws the waits the participant of `entry` registered in the free-slot waiter count.
+  /// Can be redone: the entry's count is taken with a swap.
+  fn withdraw_parked(&self, entry: usize) -> Result<()> {
+    let parked = self.mem.u32_at(entry + PART_PARKED)?.swap(0, Relaxed);
+    let waiters = self.mem.u32_at(P_FREE_WAITERS)?;
+    // Saturating: a scribbled count must not wrap to "everyone is waiting".
+    let _ = waiters.fetch_update(SeqCst, SeqCst, |w| Some(w.saturating_sub(parked)));
+    Ok(())
   }
 
   /// Moves a participant's counters into the pool's retired totals.
@@ -315,7 +453,7 @@ impl<M: Memory> Pool<M> {
   /// entry, but only if the entry still carries `token` (so a recycled entry is never torn down).
   /// Returns the number of slots reclaimed.
   pub fn leave(&self, who: Participant, token: u64) -> Result<(u32, Wake)> {
-    let entry = self.layout.participant(who.0);
+    let entry = self.participant_entry(who)?;
     let token_word = self.mem.u64_at(entry + PART_TOKEN)?;
     if token_word.load(Acquire) != token {
       return Ok((0, Wake(false)));
@@ -331,92 +469,318 @@ impl<M: Memory> Pool<M> {
   /// holding leases. Slots handed off or queued in a channel are not touched: they belong to no one
   /// until adopted or received.
   pub fn reclaim(&self, who: Participant) -> Result<(u32, Wake)> {
+    self.reclaim_as(who, who)
+  }
+
+  /// As [`Pool::reclaim`], done by participant `me` (who may be `who`): also completes a pop
+  /// `who` claimed and finishes releases `who` started. Slots `me` returns are marked as being
+  /// released by `me`, so if `me` dies mid-way, reclaiming `me` finishes them.
+  fn reclaim_as(&self, who: Participant, me: Participant) -> Result<(u32, Wake)> {
+    // A pop `who` claimed completes at the head of the list: settle it first, so the slot is
+    // leased by `who` before the scan below looks at it. Nobody can claim for `who` later (it is
+    // gone, or it is us and we are not popping).
+    self.settle_head()?;
     let mut count = 0;
     for slot in 0..self.layout.slot_count {
-      let word = self.mem.u64_at(self.layout.meta(slot) + META_WORD)?;
-      let current = word.load(Acquire);
-      let seen = SlotWord::unpack(current);
-      if seen.state == SlotState::Leased
-        && seen.owner == who.owner()
-        && word
-          .compare_exchange(
-            current,
-            SlotWord::new(seen.generation, 0, SlotState::Free).pack(),
-            AcqRel,
-            Relaxed,
-          )
-          .is_ok()
-      {
-        // Count the slot out of use before it is back on the list (see `release`).
-        self.mem.u32_at(P_IN_USE)?.fetch_sub(1, Relaxed);
-        self.push(slot)?;
-        count += 1;
+      let word = self.slot_word(slot)?;
+      let seen = SlotWord::unpack(word.load(Acquire));
+      if seen.owner != who.owner() {
+        continue;
       }
+      let returned = match seen.state {
+        // Ours to return once marked as being released by us (fails if it moved on meanwhile).
+        SlotState::Leased => {
+          let marked = word
+            .compare_exchange(
+              seen.pack(),
+              SlotWord::new(seen.generation, me.owner(), SlotState::Releasing).pack(),
+              AcqRel,
+              Relaxed,
+            )
+            .is_ok();
+          if marked {
+            self.count_reclaimed()?;
+            crash_point()?;
+            self.push(slot, seen.generation, me)?;
+          }
+          marked
+        }
+        SlotState::Releasing => self.finish_release(slot, seen, me)?,
+        _ => false,
+      };
+      count += returned as u32;
     }
     if count == 0 {
       return Ok((0, Wake(false)));
     }
-    self
-      .mem
-      .u64_at(P_RECLAIMED)?
-      .fetch_add(count as u64, Relaxed);
     Ok((count, self.wake_free_waiters()?))
   }
 
-  // ---- free list ------------------------------------------------------------------------------
+  /// Counts one slot as reclaimed: right after the compare-and-swap that made it ours to return,
+  /// so that a reclaimer taking over from a dead one neither misses nor repeats it.
+  fn count_reclaimed(&self) -> Result<()> {
+    self.mem.u64_at(P_RECLAIMED)?.fetch_add(1, Relaxed);
+    Ok(())
+  }
 
-  fn pop(&self) -> Result<Option<u32>> {
-    let head = self.mem.u64_at(P_FREE_HEAD)?;
-    let mut current = head.load(SeqCst);
+  /// A slot `seen` as `Releasing` by a participant that stopped (died) before finishing: if it
+  /// is the head of the free list, it was pushed, and settling the head makes it free. Otherwise
+  /// it was not pushed: only the first slot of the list can still be `Releasing` (whoever moves
+  /// the head first settles it), so `me` takes the release over and pushes it. Returns whether it
+  /// pushed the slot.
+  fn finish_release(&self, slot: u32, seen: SlotWord, me: Participant) -> Result<bool> {
+    let head = FreeHead::unpack(self.head()?.load(SeqCst));
+    if head.index == slot {
+      self.settle_head()?;
+      return Ok(false);
+    }
+    let word = self.slot_word(slot)?;
+    // Fails if the slot moved on meanwhile (someone settled it at the head after all).
+    if word
+      .compare_exchange(
+        seen.pack(),
+        SlotWord::new(seen.generation, me.owner(), SlotState::Releasing).pack(),
+        AcqRel,
+        Relaxed,
+      )
+      .is_err()
+    {
+      return Ok(false);
+    }
+    // The one who made it `Releasing` counted it (as released or reclaimed) already.
+    crash_point()?;
+    self.push(slot, seen.generation, me)?;
+    Ok(true)
+  }
+
+  // ---- free list ------------------------------------------------------------------------------
+  //
+  // A lock-free stack of slot indices whose every step leaves a state from which anyone can go
+  // on, so that a participant stopping for ever (its process killed) between two steps loses no
+  // slot:
+  // - Pop = claim, then complete. The claim is one CAS of the head that records the claimer in it
+  //   ([`FreeHead::claimer`]). From then on the pop is decided: whoever sees a claimed head
+  //   (the claimer, or anyone about to change the head) completes it, first making the slot
+  //   leased by the claimer (CAS on its state word), then moving the head past it (CAS on the
+  //   head). A claimer that dies after its claim thus owns the slot, and reclaiming it returns it.
+  // - Push = mark, link, settle. The releaser first makes its slot `Releasing` (CAS: it is no
+  //   longer leased), links it above the head (CAS on the head), then makes it `Free` (CAS). The
+  //   head is never moved past a `Releasing` slot without making it `Free` first, so a
+  //   `Releasing` slot on the list is always the first one, and a reclaimer can tell a pushed one
+  //   (at the head) from one that never was (anywhere else) and push it then.
+  // - The free count: each slot on the list records, in its length word, how many slots are on
+  //   the list from it down; written before the push that publishes it and never changed while it
+  //   is there. So the head says how many slots are free, with no counter to update separately.
+  //
+  // Orderings: every head and state-word access here is `SeqCst`. Pushes must at least release
+  // (the slot's link, its count and the releaser's payload writes are visible to the next owner)
+  // and pops acquire; helpers read a state word and then re-read the head, and must not see the
+  // head newer than the word they read (both `SeqCst`: a single total order). The Dekker-style
+  // handshake with parked acquirers (see the top of this file) needs `SeqCst` anyway.
+
+  fn head(&self) -> Result<&super::sync::AtomicU64> {
+    self.mem.u64_at(P_FREE_HEAD)
+  }
+
+  fn next_of(&self, slot: u32) -> Result<&super::sync::AtomicU32> {
+    self.mem.u32_at(self.layout.meta(slot) + META_NEXT)
+  }
+
+  fn count_of(&self, slot: u32) -> Result<&super::sync::AtomicU32> {
+    self.mem.u32_at(self.layout.meta(slot) + META_LENGTH)
+  }
+
+  /// Completes whatever step the head shows half done (a claimed pop, a pushed slot still
+  /// `Releasing`) until it shows none, and returns that head: unclaimed, and naming a `Free`
+  /// slot or nothing. Errors if the head or a slot on it holds a value no correct participant
+  /// writes.
+  fn settle_head(&self) -> Result<u64> {
+    let head = self.head()?;
     for _ in 0..MAX_RETRIES {
-      let seen = FreeHead::unpack(current);
-      let index = seen.index;
-      if index == NIL {
-        return Ok(None);
+      let current = head.load(SeqCst);
+      if self.settle_step(current)? {
+        return Ok(current);
       }
-      if index >= self.layout.slot_count {
-        return Err(Error::Corrupt("free-list head names no slot"));
-      }
-      // May be stale if another thread pops `index` meanwhile; the tagged CAS then fails.
-      let next = self
-        .mem
-        .u32_at(self.layout.meta(index) + META_NEXT)?
-        .load(Relaxed);
-      let installed = seen.with_next(next);
-      match head.compare_exchange_weak(current, installed.pack(), SeqCst, SeqCst) {
-        Ok(_) => {
-          if next != NIL && next >= self.layout.slot_count {
-            // The link we installed is garbage; cut the list rather than let it point anywhere.
-            head.store(installed.with_next(NIL).pack(), SeqCst);
-            return Err(Error::Corrupt("free-list link names no slot"));
-          }
-          return Ok(Some(index));
-        }
-        Err(actual) => {
-          current = actual;
-          spin_hint();
-        }
-      }
+      spin_hint();
     }
     Err(Error::Contended)
   }
 
-  fn push(&self, slot: u32) -> Result<()> {
-    let head = self.mem.u64_at(P_FREE_HEAD)?;
-    let next = self.mem.u32_at(self.layout.meta(slot) + META_NEXT)?;
-    let mut current = head.load(Relaxed);
-    for _ in 0..MAX_RETRIES {
-      let seen = FreeHead::unpack(current);
-      next.store(seen.index, Relaxed);
-      match head.compare_exchange_weak(current, seen.with_next(slot).pack(), SeqCst, Relaxed) {
-        Ok(_) => return Ok(()),
-        Err(actual) => {
-          current = actual;
-          spin_hint();
+  /// One step of [`Pool::settle_head`] on the head value `current`: true if it is settled
+  /// already, else does (or finds done by someone else) the next step of what it shows.
+  fn settle_step(&self, current: u64) -> Result<bool> {
+    let head = self.head()?;
+    let seen = FreeHead::unpack(current);
+    if seen.index == NIL {
+      if seen.claimer != 0 {
+        return Err(Error::Corrupt("the free-list head claims an empty list"));
+      }
+      return Ok(true);
+    }
+    if seen.index >= self.layout.slot_count {
+      return Err(Error::Corrupt("free-list head names no slot"));
+    }
+    let word = self.slot_word(seen.index)?;
+    let state = word.load(SeqCst);
+    let slot = SlotWord::unpack(state);
+    // The word we read belongs to the head we read only if the head has not moved since (a
+    // slot's word can change only once it is off the list, which moves the head).
+    let still = || head.load(SeqCst) == current;
+    match (seen.claimer, slot.state) {
+      (0, SlotState::Free) if slot.owner == 0 => return Ok(true),
+      (0, SlotState::Releasing) => {
+        if still() {
+          let _ = word.compare_exchange(
+            state,
+            SlotWord::new(slot.generation, 0, SlotState::Free).pack(),
+            SeqCst,
+            SeqCst,
+          );
+        }
+      }
+      (claimer, _) if claimer > self.layout.max_participants => {
+        if still() {
+          return Err(Error::Corrupt("the free-list head names no participant"));
+        }
+      }
+      (claimer, SlotState::Free) if claimer != 0 && slot.owner == 0 => {
+        // Step 1 of completing a claimed pop: the slot becomes the claimer's. The generation
+        // the slot had on the list is this claim's own (it moves on with every acquire), so a
+        // helper that read the word for an older claim fails here.
+        if still() {
+          let _ = word.compare_exchange(
+            state,
+            SlotWord::new(slot.generation.wrapping_add(1), claimer, SlotState::Leased).pack(),
+            SeqCst,
+            SeqCst,
+          );
+          crash_point()?;
+        }
+      }
+      (claimer, SlotState::Leased) if claimer != 0 && slot.owner == claimer => {
+        // Step 2: move the head past the slot. Its link cannot change while it is the head.
+        let next = self.next_of(seen.index)?.load(SeqCst);
+        if next != NIL && next >= self.layout.slot_count {
+          if still() {
+            // The link is garbage; cut the list rather than let it point anywhere.
+            let _ = head.compare_exchange(current, seen.with_next(NIL).pack(), SeqCst, SeqCst);
+            return Err(Error::Corrupt("free-list link names no slot"));
+          }
+        } else {
+          let _ = head.compare_exchange(current, seen.with_next(next).pack(), SeqCst, SeqCst);
+          crash_point()?;
+        }
+      }
+      _ => {
+        if still() {
+          return Err(Error::Corrupt("a slot on the free list is not free"));
         }
       }
     }
+    Ok(false)
+  }
+
+  /// Claims the first free slot for `who` and completes the pop; `None` when the list is empty.
+  fn pop(&self, who: Participant) -> Result<Option<Lease>> {
+    let head = self.head()?;
+    for _ in 0..MAX_RETRIES {
+      let current = self.settle_head()?;
+      let seen = FreeHead::unpack(current);
+      if seen.index == NIL {
+        return Ok(None);
+      }
+      let claim = seen.claimed_by(who.owner());
+      if head
+        .compare_exchange(current, claim.pack(), SeqCst, SeqCst)
+        .is_err()
+      {
+        spin_hint();
+        continue;
+      }
+      // Counted when decided: from here the slot is ours, whoever completes the pop.
+      self.bump(who, PART_ACQUIRED)?;
+      crash_point()?;
+      // Complete our claim (or find that a helper did: the head has moved past it).
+      let mut done = false;
+      for _ in 0..MAX_RETRIES {
+        if head.load(SeqCst) != claim.pack() {
+          done = true;
+          break;
+        }
+        self.settle_step(claim.pack())?;
+      }
+      if !done {
+        return Err(Error::Contended);
+      }
+      let word = SlotWord::unpack(self.slot_word(seen.index)?.load(SeqCst));
+      if word.state != SlotState::Leased || word.owner != who.owner() {
+        return Err(Error::Corrupt(
+          "a claimed slot was not leased to its claimer",
+        ));
+      }
+      return Ok(Some(Lease {
+        slot: seen.index,
+        generation: word.generation,
+      }));
+    }
     Err(Error::Contended)
+  }
+
+  /// Links `slot`, which `who` has made `Releasing` at `generation`, above the head, then makes
+  /// it `Free` (unless someone settled it first).
+  fn push(&self, slot: u32, generation: u32, who: Participant) -> Result<()> {
+    let head = self.head()?;
+    let next = self.next_of(slot)?;
+    let count = self.count_of(slot)?;
+    for _ in 0..MAX_RETRIES {
+      let current = self.settle_head()?;
+      let seen = FreeHead::unpack(current);
+      let below = if seen.index == NIL {
+        0
+      } else {
+        self.count_of(seen.index)?.load(SeqCst)
+      };
+      next.store(seen.index, SeqCst);
+      count.store(below.wrapping_add(1), SeqCst);
+      if head
+        .compare_exchange(current, seen.with_next(slot).pack(), SeqCst, SeqCst)
+        .is_ok()
+      {
+        crash_point()?;
+        let _ = self.slot_word(slot)?.compare_exchange(
+          SlotWord::new(generation, who.owner(), SlotState::Releasing).pack(),
+          SlotWord::new(generation, 0, SlotState::Free).pack(),
+          SeqCst,
+          SeqCst,
+        );
+        return Ok(());
+      }
+      spin_hint();
+    }
+    Err(Error::Contended)
+  }
+
+  /// Slots on the free list right now (a snapshot: exact whenever no pop or push is half done).
+  fn free_count(&self) -> Result<u32> {
+    let head = self.head()?;
+    let mut count = 0;
+    for _ in 0..64 {
+      let current = head.load(SeqCst);
+      let seen = FreeHead::unpack(current);
+      if seen.index == NIL {
+        return Ok(0);
+      }
+      if seen.index >= self.layout.slot_count {
+        return Err(Error::Corrupt("free-list head names no slot"));
+      }
+      count = self.count_of(seen.index)?.load(SeqCst);
+      // A claimed first slot is as good as taken.
+      count = count.saturating_sub((seen.claimer != 0) as u32);
+      if head.load(SeqCst) == current {
+        break;
+      }
+    }
+    Ok(count.min(self.layout.slot_count))
   }
 
   /// After a slot went back on the free list: if someone is parked waiting for one, bump the epoch
@@ -433,7 +797,7 @@ impl<M: Memory> Pool<M> {
 
   fn bump(&self, who: Participant, field: usize) -> Result<()> {
     // Only the participant itself writes its counters, so a load + store is enough.
-    let counter = self.mem.u64_at(self.layout.participant(who.0) + field)?;
+    let counter = self.mem.u64_at(self.participant_entry(who)? + field)?;
     counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
     Ok(())
   }
@@ -447,69 +811,56 @@ impl<M: Memory> Pool<M> {
 
   /// Takes a free slot for `who`, or `None` when every slot is in use.
   pub fn try_acquire(&self, who: Participant) -> Result<Option<Lease>> {
-    let Some(slot) = self.pop()? else {
+    self.participant_entry(who)?;
+    let Some(lease) = self.pop(who)? else {
       return Ok(None);
     };
-    let word = self.slot_word(slot)?;
-    let seen = SlotWord::unpack(word.load(Acquire));
-    if seen.state != SlotState::Free {
-      return Err(Error::Corrupt("a slot on the free list is not free"));
-    }
-    // The slot is ours alone once popped; a new generation makes every older lease and ticket
-    // for it stale.
-    let generation = seen.generation.wrapping_add(1);
-    word.store(
-      SlotWord::new(generation, who.owner(), SlotState::Leased).pack(),
-      Release,
-    );
-    self
-      .mem
-      .u32_at(self.layout.meta(slot) + META_LENGTH)?
-      .store(0, Relaxed);
-    let in_use = self
-      .mem
-      .u32_at(P_IN_USE)?
-      .fetch_add(1, Relaxed)
-      .wrapping_add(1);
+    // The slot is ours now (its new generation makes every older lease and ticket for it
+    // stale); its length word held the list's count and is ours to reset.
+    self.count_of(lease.slot)?.store(0, Relaxed);
+    let in_use = self.layout.slot_count - self.free_count()?;
     let high_water = self.mem.u32_at(P_HIGH_WATER)?;
     if in_use > high_water.load(Relaxed) {
       high_water.fetch_max(in_use, Relaxed);
     }
-    self.bump(who, PART_ACQUIRED)?;
-    Ok(Some(Lease { slot, generation }))
+    Ok(Some(lease))
   }
 
   /// Returns a leased slot to the free list.
   pub fn release(&self, who: Participant, lease: Lease) -> Result<Wake> {
-    self.free_leased(who, lease)?;
-    self.bump(who, PART_RELEASED)?;
+    self.free_leased(who, lease, || self.bump(who, PART_RELEASED))?;
     self.wake_free_waiters()
   }
 
   /// Returns a lease `who` still holds but lost track of (its JS object was garbage-collected
   /// unreleased); counted as reclaimed, not released. Stale leases are an error as in `release`.
   pub fn reclaim_lease(&self, who: Participant, lease: Lease) -> Result<Wake> {
-    self.free_leased(who, lease)?;
-    self.mem.u64_at(P_RECLAIMED)?.fetch_add(1, Relaxed);
+    self.free_leased(who, lease, || self.count_reclaimed())?;
     self.wake_free_waiters()
   }
 
-  /// LEASED(generation, who) → FREE, then back on the free list.
-  fn free_leased(&self, who: Participant, lease: Lease) -> Result<()> {
+  /// LEASED(generation, who) → RELEASING(generation, who), counted (by `count`, right after that
+  /// step, so that a release finished by a reclaimer is counted once), then onto the free list
+  /// (see the free-list notes: if `who` dies in between, reclaiming it finishes the push).
+  fn free_leased(
+    &self,
+    who: Participant,
+    lease: Lease,
+    count: impl FnOnce() -> Result<()>,
+  ) -> Result<()> {
+    self.participant_entry(who)?;
     let word = self.slot_word(lease.slot)?;
     word
       .compare_exchange(
         SlotWord::new(lease.generation, who.owner(), SlotState::Leased).pack(),
-        SlotWord::new(lease.generation, 0, SlotState::Free).pack(),
-        AcqRel,
+        SlotWord::new(lease.generation, who.owner(), SlotState::Releasing).pack(),
+        SeqCst,
         Relaxed,
       )
       .map_err(|_| Error::StaleLease)?;
-    // Decrement before the push: once the slot is on the list another thread may pop it and
-    // increment, and `in_use` (and the high-water mark taken from it) must never exceed the slot
-    // count.
-    self.mem.u32_at(P_IN_USE)?.fetch_sub(1, Relaxed);
-    self.push(lease.slot)
+    count()?;
+    crash_point()?;
+    self.push(lease.slot, lease.generation, who)
   }
 
   /// Moves a lease from `who` to "in flight": no thread owns it until one adopts the ticket.
@@ -623,7 +974,7 @@ impl<M: Memory> Pool<M> {
     let m = &self.mem;
     let mut stats = PoolStats {
       slots: self.layout.slot_count,
-      in_use: m.u32_at(P_IN_USE)?.load(Relaxed),
+      in_use: self.layout.slot_count - self.free_count()?,
       high_water: m.u32_at(P_HIGH_WATER)?.load(Relaxed),
       acquired: m.u64_at(P_RETIRED_ACQUIRED)?.load(Relaxed),
       released: m.u64_at(P_RETIRED_RELEASED)?.load(Relaxed),
@@ -650,12 +1001,14 @@ impl<M: Memory> Pool<M> {
   }
 
   /// Counts slots by state (index = [`SlotState::bits`]; 0 = invalid) by scanning every slot word.
+  /// A slot being released (`Releasing`) counts as free.
   pub fn census(&self) -> Result<[u32; 5]> {
     let mut counts = [0u32; 5];
     for slot in 0..self.layout.slot_count {
       // Index 0 counts words in no valid state.
       let index = match self.slot_state(slot)?.state {
         SlotState::Invalid(_) => 0,
+        SlotState::Releasing => SlotState::Free.bits() as usize,
         valid => valid.bits() as usize,
       };
       counts[index] += 1;
@@ -673,7 +1026,10 @@ impl<M: Memory> Pool<M> {
       if index >= self.layout.slot_count || seen >= self.layout.slot_count {
         return Err(Error::Corrupt("free list is cyclic or out of range"));
       }
-      if self.slot_state(index)?.state != SlotState::Free {
+      if !matches!(
+        self.slot_state(index)?.state,
+        SlotState::Free | SlotState::Releasing
+      ) {
         return Err(Error::Corrupt("free list holds a slot that is not free"));
       }
       seen += 1;

@@ -16,17 +16,22 @@ pub enum SlotState {
   InFlight,
   /// In a channel's ring; owner 0 until a participant receives it.
   Queued,
+  /// Being returned to the free list by the participant in the owner field: no longer leased,
+  /// and pushed or about to be. Whoever finds it at the head of the list makes it `Free`; a
+  /// participant reclaiming a dead owner pushes it if it is not (see `Pool::finish_release`).
+  Releasing,
   /// A byte no correct participant writes (the word was scribbled on).
   Invalid(u8),
 }
 
 impl SlotState {
-  /// The valid states, in the order of their byte values (1 to 4).
-  pub const VALID: [SlotState; 4] = [
+  /// The valid states, in the order of their byte values (1 to 5).
+  pub const VALID: [SlotState; 5] = [
     SlotState::Free,
     SlotState::Leased,
     SlotState::InFlight,
     SlotState::Queued,
+    SlotState::Releasing,
   ];
 
   /// The byte stored in the slot word.
@@ -36,6 +41,7 @@ impl SlotState {
       SlotState::Leased => 2,
       SlotState::InFlight => 3,
       SlotState::Queued => 4,
+      SlotState::Releasing => 5,
       SlotState::Invalid(bits) => bits,
     }
   }
@@ -46,6 +52,7 @@ impl SlotState {
       2 => SlotState::Leased,
       3 => SlotState::InFlight,
       4 => SlotState::Queued,
+      5 => SlotState::Releasing,
       other => SlotState::Invalid(other),
     }
   }
@@ -91,35 +98,82 @@ impl SlotWord {
   }
 }
 
-/// The free list's head: `tag << 32 | index`. The tag changes on every successful push or pop, so
-/// a compare-and-swap with a stale head fails instead of corrupting the list (ABA).
+/// Free-list terminator: the link of the last free slot, and the index of an empty list's head.
+pub const NIL: u32 = u32::MAX;
+
+/// The free list's head: `tag << 38 | claimer << 25 | index`.
+///
+/// - `index` (25 bits): the first free slot, or [`NIL`] (all ones) when the list
+///   is empty. The low 32 bits of an empty list's head are [`FreeHead::EMPTY_LOW`] (an empty list
+///   is never claimed), which is what the JS side polls.
+/// - `claimer` (13 bits): 0, or the owner value (participant index + 1) of the participant that
+///   has claimed the first slot: the pop is decided, and whoever sees the claim completes it (the
+///   slot becomes leased by the claimer, then the head moves past it). A participant that dies
+///   right after claiming therefore still ends up owning the slot, and reclaiming it returns it.
+/// - `tag` (26 bits): changes on every successful compare-and-swap of the head, so a stale one
+///   fails instead of corrupting the list (ABA).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FreeHead {
-  /// First free slot, or [`NIL`](super::pool::NIL) when the list is empty.
+  /// First free slot, or [`NIL`] when the list is empty.
   pub index: u32,
+  /// Owner value of the participant whose pop of `index` is under way (0: none).
+  pub claimer: u32,
   pub tag: u32,
 }
 
 impl FreeHead {
+  const INDEX_BITS: u32 = 25;
+  const CLAIMER_BITS: u32 = 13;
+  const INDEX_MASK: u64 = (1 << Self::INDEX_BITS) - 1;
+  const CLAIMER_MASK: u64 = (1 << Self::CLAIMER_BITS) - 1;
+  /// Tags have 26 bits.
+  pub const TAG_MASK: u32 = (1 << (64 - Self::INDEX_BITS - Self::CLAIMER_BITS)) - 1;
+  /// The low 32 bits of the head of an empty list.
+  pub const EMPTY_LOW: u32 = Self::INDEX_MASK as u32;
+
   #[inline]
   pub const fn pack(self) -> u64 {
-    ((self.tag as u64) << 32) | self.index as u64
+    let index = if self.index == NIL {
+      Self::INDEX_MASK
+    } else {
+      self.index as u64 & Self::INDEX_MASK
+    };
+    ((self.tag & Self::TAG_MASK) as u64) << (Self::INDEX_BITS + Self::CLAIMER_BITS)
+      | (self.claimer as u64 & Self::CLAIMER_MASK) << Self::INDEX_BITS
+      | index
   }
 
   #[inline]
   pub const fn unpack(word: u64) -> FreeHead {
+    let index = word & Self::INDEX_MASK;
     FreeHead {
-      index: word as u32,
-      tag: (word >> 32) as u32,
+      index: if index == Self::INDEX_MASK {
+        NIL
+      } else {
+        index as u32
+      },
+      claimer: ((word >> Self::INDEX_BITS) & Self::CLAIMER_MASK) as u32,
+      tag: (word >> (Self::INDEX_BITS + Self::CLAIMER_BITS)) as u32,
     }
   }
 
-  /// The head that replaces this one with `index` first: same list, next tag.
+  /// The head that replaces this one with `index` first, unclaimed: next tag.
   #[inline]
   pub const fn with_next(self, index: u32) -> FreeHead {
     FreeHead {
       index,
-      tag: self.tag.wrapping_add(1),
+      claimer: 0,
+      tag: self.tag.wrapping_add(1) & Self::TAG_MASK,
+    }
+  }
+
+  /// This head with its first slot claimed by `claimer`: next tag.
+  #[inline]
+  pub const fn claimed_by(self, claimer: u32) -> FreeHead {
+    FreeHead {
+      index: self.index,
+      claimer,
+      tag: self.tag.wrapping_add(1) & Self::TAG_MASK,
     }
   }
 }
@@ -168,18 +222,33 @@ mod tests {
 
   #[test]
   fn free_heads_round_trip_and_move_the_tag() {
-    let head = FreeHead::unpack((9 << 32) | 4);
-    assert_eq!(head, FreeHead { index: 4, tag: 9 });
-    assert_eq!(head.with_next(2).pack(), (10 << 32) | 2);
+    let head = FreeHead::unpack((9 << 38) | (3 << 25) | 4);
     assert_eq!(
+      head,
       FreeHead {
-        index: 0,
-        tag: u32::MAX
+        index: 4,
+        claimer: 3,
+        tag: 9
       }
-      .with_next(1)
-      .tag,
-      0
     );
+    assert_eq!(head.with_next(2).pack(), (10 << 38) | 2);
+    assert_eq!(head.claimed_by(5).pack(), (10 << 38) | (5 << 25) | 4);
+    let wraps = FreeHead {
+      index: 0,
+      claimer: 0,
+      tag: FreeHead::TAG_MASK,
+    };
+    assert_eq!(wraps.with_next(1).tag, 0);
+    // The empty list: NIL round-trips, and its low half is what JS polls for.
+    let empty = FreeHead {
+      index: NIL,
+      claimer: 0,
+      tag: 77,
+    };
+    assert_eq!(FreeHead::unpack(empty.pack()), empty);
+    assert_eq!(empty.pack() as u32, FreeHead::EMPTY_LOW);
+    let any = 0xdead_beef_0123_4567u64;
+    assert_eq!(FreeHead::unpack(any).pack(), any);
   }
 
   #[test]

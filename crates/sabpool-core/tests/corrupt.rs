@@ -637,7 +637,11 @@ fn corrupted_free_list_is_reported_not_followed() {
   // A link that names no slot: the pop that would install it cuts the list instead.
   write32(mem, layout.meta(0) + META_NEXT, 1000);
   assert!(matches!(pool.try_acquire(me), Err(Error::Corrupt(_))));
-  assert_eq!(read64(mem, P_FREE_HEAD) as u32, NIL, "list cut");
+  assert_eq!(
+    FreeHead::unpack(read64(mem, P_FREE_HEAD)).index,
+    NIL,
+    "list cut"
+  );
   assert_eq!(pool.try_acquire(me).unwrap(), None);
   assert_eq!(pool.free_list_len().unwrap(), 0);
   // A free-list entry whose slot word says "leased" is refused, not leased twice.
@@ -767,14 +771,15 @@ fn scribbled_counters_do_not_overflow_stats() {
       write64(mem, layout.participant(index) + field, u64::MAX - 1);
     }
   }
-  write32(mem, P_IN_USE, u32::MAX);
+  // The free count lives in the first free slot's length word.
+  write32(mem, layout.meta(0) + META_LENGTH, u32::MAX);
   let s = pool.stats().unwrap();
   // Sums wrap like the counters themselves: MAX + 3 * (MAX - 1) = MAX - 3 - 3 (mod 2^64).
   assert_eq!(
     (s.acquired, s.released, s.waits),
     (u64::MAX - 6, u64::MAX - 6, u64::MAX - 6)
   );
-  assert_eq!(s.in_use, 4, "in_use is clamped to the slot count");
+  assert_eq!(s.in_use, 0, "the free count is clamped to the slot count");
   // Joining and leaving with those counters folds them without a panic either.
   let me = pool.join(5, 5).unwrap();
   let lease = pool.try_acquire(me).unwrap().unwrap();

@@ -164,7 +164,7 @@ fn free_list_aba() {
   // Free list A -> B. T1 pops (reads head A and A.next = B) while T2 pops A, pops B and pushes A
   // back (A.next = nil). Without the tag, T1's CAS would succeed and install B as the head
   // although T2 owns B: B would be handed out twice.
-  model("free_list_aba", None, || {
+  model("free_list_aba", Some(4), || {
     let world = Arc::new(World::new(2, 2, None));
     let t1 = world.pool.join(1, 1).unwrap();
     let t2 = world.pool.join(2, 2).unwrap();
@@ -199,7 +199,7 @@ fn free_list_aba() {
 
 #[test]
 fn free_list_three_threads_two_slots() {
-  model("free_list_three_threads_two_slots", Some(3), || {
+  model("free_list_three_threads_two_slots", Some(2), || {
     let world = Arc::new(World::new(2, 3, None));
     let who: Vec<Participant> = (1..=3).map(|t| world.pool.join(t, 0).unwrap()).collect();
     let handles: Vec<_> = who[1..]
@@ -537,14 +537,18 @@ fn reclaiming_a_dead_participant_races_reclaimers_and_a_joiner() {
     "reclaiming_a_dead_participant_races_reclaimers_and_a_joiner",
     Some(3),
     || {
-      // One participant entry: the joiner can only get in once a reclaimer has freed it, and
-      // the lease it then takes must survive the other reclaimer.
-      let world = Arc::new(World::new(2, 1, None));
+      // Three participant entries: the dead one and two reclaimers (a reclaim names its
+      // reclaimer, so reclaimers are participants). The joiner can only get in once a reclaimer
+      // has freed the dead one's entry, and the lease it then takes must survive the other
+      // reclaimer.
+      let world = Arc::new(World::new(2, 3, None));
       let dead = world.pool.join_process(1, ProcessId::new(100, 1)).unwrap();
+      let r1 = world.pool.join_process(3, ProcessId::new(300, 1)).unwrap();
+      let r2 = world.pool.join_process(4, ProcessId::new(400, 1)).unwrap();
       world.pool.try_acquire(dead).unwrap().unwrap();
       let alive = |p: &ProcessId| p.pid != 100;
       let w = world.clone();
-      let other = thread::spawn(move || w.pool.reclaim_dead(alive).unwrap());
+      let other = thread::spawn(move || w.pool.reclaim_dead(r2, alive).unwrap());
       let w = world.clone();
       let joiner = thread::spawn(move || {
         let me = loop {
@@ -555,7 +559,7 @@ fn reclaiming_a_dead_participant_races_reclaimers_and_a_joiner() {
         };
         (me, w.pool.try_acquire(me).unwrap().unwrap())
       });
-      let mine = world.pool.reclaim_dead(alive).unwrap();
+      let mine = world.pool.reclaim_dead(r1, alive).unwrap();
       let theirs = other.join().unwrap();
       let (me, lease) = joiner.join().unwrap();
       assert_eq!(mine.participants + theirs.participants, 1);

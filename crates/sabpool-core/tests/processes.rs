@@ -238,12 +238,14 @@ impl Regions {
     let pool = RegionFile::create_exclusive(&dir, "pool", pool_len, 0o600, |m| {
       Pool::create(m, SLOT_SIZE, SLOTS, 16, 7).map(|_| ())
     })
-    .unwrap();
+    .unwrap()
+    .0;
     let channel_len = ChannelLayout::new(CAPACITY).unwrap().total_len;
     let channel = RegionFile::create_exclusive(&dir, "channel", channel_len, 0o600, |m| {
       Channel::create(m, CAPACITY, 8, 7).map(|_| ())
     })
-    .unwrap();
+    .unwrap()
+    .0;
     Regions {
       dir,
       pool,
@@ -319,7 +321,7 @@ fn processes_move_a_million_slots_through_futex_waits() {
   // One end-of-stream item per consumer.
   let pool = Pool::attach(MappedMemory::new(pool_file.clone()).unwrap()).unwrap();
   let channel = Channel::attach(map(&dir.join("channel"))).unwrap();
-  let me = pool.join(u64::MAX - 7, std::process::id()).unwrap();
+  let me = pool.join((1 << 62) - 7, std::process::id()).unwrap();
   for _ in 0..CONSUMERS {
     let lease = wait_for(
       pool.memory(),

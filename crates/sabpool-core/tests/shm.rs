@@ -47,6 +47,7 @@ fn create_pool(dir: &Path, name: &str, slots: u32, uid: u32) -> Result<Arc<Regio
     |m| Pool::create(m, 64, slots, 8, uid).map(|_| ()),
     shm::pool_is_stale::<MappedMemory>,
   )
+  .map(|(file, ())| file)
 }
 
 fn open_pool(path: &Path) -> Result<Pool<MappedMemory>, ShmError> {
@@ -273,12 +274,22 @@ fn dead_participants_are_reclaimed_exactly_once_by_concurrent_reclaimers() {
   pool.set_parked(parts[0], 1).unwrap();
   let alive = |p: &ProcessId| p.pid >= 200;
   let results: Vec<_> = std::thread::scope(|s| {
-    let handles: Vec<_> = (0..4)
-      .map(|_| {
+    let handles: Vec<_> = (0..4u32)
+      .map(|i| {
         let file = file.clone();
         s.spawn(move || {
           let view = Pool::attach(MappedMemory::new(file).unwrap()).unwrap();
-          view.reclaim_dead(alive).unwrap()
+          // Reclaimers are participants (a reclaim names its reclaimer); they leave after.
+          let token = 300 + i as u64;
+          // The table may be full: a joiner then takes a dead entry over (and reclaims it).
+          let (me, took) = view
+            .join_reclaiming(token, ProcessId::new(300 + i, 1), alive)
+            .unwrap();
+          let mut r = view.reclaim_dead(me, alive).unwrap();
+          let _ = view.leave(me, token).unwrap();
+          r.participants += took.participants;
+          r.slots += took.slots;
+          r
         })
       })
       .collect();
@@ -295,7 +306,7 @@ fn dead_participants_are_reclaimed_exactly_once_by_concurrent_reclaimers() {
     "the dead participant's wait was withdrawn"
   );
   // Nothing more to do, and the survivor's leases are untouched.
-  assert_eq!(pool.reclaim_dead(alive).unwrap().participants, 0);
+  assert_eq!(pool.reclaim_dead(parts[4], alive).unwrap().participants, 0);
   assert_eq!(pool.free_list_len().unwrap(), 59);
   // Freed entries are reusable.
   assert!(pool.join_process(7, ProcessId::new(7, 0)).is_ok());
@@ -319,7 +330,7 @@ fn a_real_dead_process_is_told_from_a_live_one() {
   pool.try_acquire(dead).unwrap().unwrap();
   pool.try_acquire(me).unwrap().unwrap();
   assert_eq!(pool.live_participants(shm::process_alive).unwrap(), 2);
-  let r = pool.reclaim_dead(shm::process_alive).unwrap();
+  let r = pool.reclaim_dead(me, shm::process_alive).unwrap();
   assert_eq!((r.participants, r.slots), (1, 2));
   assert_eq!(pool.stats().unwrap().in_use, 2);
 }
@@ -328,18 +339,21 @@ fn a_real_dead_process_is_told_from_a_live_one() {
 fn pool_files_are_named_by_kind_and_replaced_only_when_stale() {
   let dir = TempDir::new("poolfile");
   let layout = sabpool_core::layout::PoolLayout::new(64, 4, 8).unwrap();
-  let file = shm::create_pool_file(&dir.0, "jobs", layout, 1, shm::DEFAULT_MODE).unwrap();
+  let me = shm::this_process();
+  // The creator is a participant of the file from the start (joined before it was published).
+  let (file, creator) =
+    shm::create_pool_file(&dir.0, "jobs", layout, 1, shm::DEFAULT_MODE, 1, me).unwrap();
   assert_eq!(file.path(), dir.0.join("sabpool.jobs.pool"));
   let live = Pool::attach(MappedMemory::new(file.clone()).unwrap()).unwrap();
-  let me = live.join(1, std::process::id()).unwrap();
+  assert_eq!(live.participant_info(creator.0).unwrap().0, 1);
   assert!(matches!(
-    shm::create_pool_file(&dir.0, "jobs", layout, 2, shm::DEFAULT_MODE),
+    shm::create_pool_file(&dir.0, "jobs", layout, 2, shm::DEFAULT_MODE, 2, me),
     Err(ShmError::Exists(_))
   ));
-  let _ = live.leave(me, 1).unwrap();
+  let _ = live.leave(creator, 1).unwrap();
   live.join_process(9, dead_process()).unwrap();
-  drop(shm::create_pool_file(&dir.0, "jobs", layout, 3, shm::DEFAULT_MODE).unwrap());
-  let reopened = shm::open_pool_file(&dir.0, "jobs").unwrap();
+  drop(shm::create_pool_file(&dir.0, "jobs", layout, 3, shm::DEFAULT_MODE, 3, me).unwrap());
+  let reopened = shm::open_pool_file(&dir.0, "jobs", Default::default()).unwrap();
   assert_eq!(
     Pool::attach(MappedMemory::new(reopened).unwrap())
       .unwrap()
@@ -347,7 +361,7 @@ fn pool_files_are_named_by_kind_and_replaced_only_when_stale() {
     3
   );
   assert!(matches!(
-    shm::open_pool_file(&dir.0, "../jobs"),
+    shm::open_pool_file(&dir.0, "../jobs", Default::default()),
     Err(ShmError::BadName(_))
   ));
 }
@@ -364,7 +378,7 @@ fn channel_files_are_replaced_only_when_left_over_from_another_pool() {
   ));
   // Pool 2 took the name over: the channel of pool 1 is left over and replaced.
   drop(shm::create_channel_file(&dir.0, "q", layout, 12, 2, shm::DEFAULT_MODE).unwrap());
-  let opened = shm::open_channel_file(&dir.0, "q").unwrap();
+  let opened = shm::open_channel_file(&dir.0, "q", Default::default()).unwrap();
   let mem = MappedMemory::new(opened).unwrap();
   assert!(matches!(
     Channel::attach_to_pool(mem.clone(), 1),

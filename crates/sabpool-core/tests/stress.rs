@@ -239,7 +239,8 @@ fn pool_stress(threads: u64, slots: u32, max_held: usize, ops: u64) {
       let mem = shared.pool.memory();
       let mut samples = 0u64;
       while running.load(Relaxed) {
-        let in_use = read32(mem, sabpool_core::layout::P_IN_USE);
+        // The free count is kept in the list itself (the first free slot's count word).
+        let in_use = shared.pool.stats().unwrap().in_use;
         let high_water = read32(mem, sabpool_core::layout::P_HIGH_WATER);
         assert!(in_use <= SLOTS, "in_use {in_use} of {SLOTS} slots");
         assert!(

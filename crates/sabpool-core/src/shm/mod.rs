@@ -16,7 +16,7 @@ use super::channel::Channel;
 use super::error::{Error, Result};
 use super::layout::{ChannelLayout, PoolLayout};
 use super::mem::Memory;
-use super::pool::Pool;
+use super::pool::{Participant, Pool, ProcessId};
 
 // The one unsafe step of file-backed regions: a mapping as `SharedMemory`.
 #[allow(unsafe_code)]
@@ -52,8 +52,12 @@ pub enum ShmError {
   Exists(String),
   /// Opening: no region of that name.
   NotFound(String),
-  /// The operating system refused access (permissions).
+  /// The operating system refused access (permissions), or the region file belongs to another
+  /// user (see [`OpenOptions::allow_foreign_owner`]).
   Access(String),
+  /// The region's directory has too little free space for it: the message says how many bytes
+  /// were needed, where, and how many were available.
+  NoSpace(String),
   /// Any other operating-system error.
   Io(String),
   /// The file is not a valid region (validation error of the core).
@@ -70,6 +74,7 @@ impl ShmError {
       ShmError::Exists(_) => "ERR_SABPOOL_EXISTS",
       ShmError::NotFound(_) => "ERR_SABPOOL_NOT_FOUND",
       ShmError::Access(_) => "ERR_SABPOOL_ACCESS",
+      ShmError::NoSpace(_) => "ERR_SABPOOL_NO_SPACE",
       ShmError::Io(_) => "ERR_SABPOOL_IO",
       ShmError::Unsupported(_) => "ERR_SABPOOL_UNSUPPORTED",
       ShmError::Region(e) => e.code(),
@@ -85,6 +90,7 @@ impl std::fmt::Display for ShmError {
       | ShmError::Exists(m)
       | ShmError::NotFound(m)
       | ShmError::Access(m)
+      | ShmError::NoSpace(m)
       | ShmError::Io(m)
       | ShmError::Unsupported(m) => f.write_str(m),
       ShmError::Region(e) => write!(f, "{e}"),
@@ -96,6 +102,15 @@ impl From<Error> for ShmError {
   fn from(e: Error) -> Self {
     ShmError::Region(e)
   }
+}
+
+/// How [`RegionFile::open_with`] treats the file it opens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+  /// Open a region file that another user owns. Off by default: the owner of a file can read
+  /// every payload written into it and can shrink it under the mapping (which kills the mapping
+  /// processes with SIGBUS on their next access past the new end).
+  pub allow_foreign_owner: bool,
 }
 
 /// Checks that `name` can only ever name a file directly inside the region directory: ASCII
@@ -123,16 +138,20 @@ pub(crate) fn is_plain_file_name(name: &str) -> bool {
 
 /// Creates the region file `file_name` in `dir`, replacing a stale one: if the name is taken and
 /// `is_stale` says the existing region is left over (e.g. every process that used it is dead), the
-/// old file is removed and creation retried. A live region, or a file that is not a valid region
-/// of this kind, is never replaced.
-pub fn create(
+/// old file is removed and creation retried. A live region, a file that is not a valid region of
+/// this kind, or one that another user owns, is never replaced.
+///
+/// `init` writes the region into the new file before anyone can see it, and returns what the
+/// caller needs of it: a creator that joins its pool there is a live participant of the region
+/// from the instant it is published, so a concurrent creator that finds it never judges it stale.
+pub fn create<T>(
   dir: &Path,
   file_name: &str,
   len: usize,
   mode: u32,
-  init: impl Fn(MappedMemory) -> Result<()>,
+  init: impl Fn(MappedMemory) -> Result<T>,
   is_stale: impl Fn(MappedMemory) -> Result<bool>,
-) -> std::result::Result<Arc<RegionFile>, ShmError> {
+) -> std::result::Result<(Arc<RegionFile>, T), ShmError> {
   // Callers validate the user's name (`validate_name`); the file name built from it may be
   // longer, but must still be a plain name inside `dir`.
   if !is_plain_file_name(file_name) {
@@ -154,6 +173,7 @@ pub fn create(
     let existing = match RegionFile::open(&path) {
       Ok(existing) => existing,
       Err(ShmError::NotFound(_)) => continue, // removed meanwhile: try again
+      Err(e @ ShmError::Access(_)) => return Err(e),
       Err(e) => {
         return Err(ShmError::Exists(format!(
           "{} exists and is not a sabpool region ({e}); remove it or pick another name",
@@ -161,22 +181,23 @@ pub fn create(
         )))
       }
     };
-    match is_stale(MappedMemory::new(existing.clone())?) {
-      Ok(true) => {
-        existing.unlink()?;
-      }
-      Ok(false) => {
+    // Judged and removed under the file's lock, so two creators that both find it stale cannot
+    // remove a fresh file one of them (or a third) has published meanwhile.
+    match existing.unlink_if(|| Ok(is_stale(MappedMemory::new(existing.clone())?)?)) {
+      Ok(Some(false)) => {
         return Err(ShmError::Exists(format!(
           "{} is in use by a live process; open it, or unlink it first",
           path.display()
         )))
       }
-      Err(e) => {
+      Ok(_) => {} // removed, or the name moved on meanwhile: try again
+      Err(ShmError::Region(e)) => {
         return Err(ShmError::Exists(format!(
         "{} exists and is not a sabpool region of this kind ({e}); remove it or pick another name",
         path.display()
       )))
       }
+      Err(e) => return Err(e),
     }
   }
   Err(ShmError::Exists(format!(
@@ -213,14 +234,19 @@ pub fn channel_is_stale<M: Memory>(memory: M, pool_uid: u32) -> Result<bool> {
 }
 
 /// Creates the pool region file for `name` in `dir` (see [`pool_file_name`]), replacing a stale
-/// one ([`pool_is_stale`]). The caller attaches to the returned file.
+/// one ([`pool_is_stale`]), and joins it as participant `process` with `token`. The creator joins
+/// in the new file before it is published: the published file always has a live participant, so
+/// a concurrent creator of the same name never judges it stale and removes it (it gets
+/// [`ShmError::Exists`]). The caller attaches to the returned file as the returned participant.
 pub fn create_pool_file(
   dir: &Path,
   name: &str,
   layout: PoolLayout,
   uid: u32,
   mode: u32,
-) -> std::result::Result<Arc<RegionFile>, ShmError> {
+  token: u64,
+  process: ProcessId,
+) -> std::result::Result<(Arc<RegionFile>, Participant), ShmError> {
   create(
     dir,
     &pool_file_name(name)?,
@@ -233,8 +259,8 @@ pub fn create_pool_file(
         layout.slot_count,
         layout.max_participants,
         uid,
-      )
-      .map(|_| ())
+      )?
+      .join_process(token, process)
     },
     pool_is_stale,
   )
@@ -258,17 +284,28 @@ pub fn create_channel_file(
     |memory| Channel::create(memory, layout.capacity, uid, pool_uid).map(|_| ()),
     |memory| channel_is_stale(memory, pool_uid),
   )
+  .map(|(file, ())| file)
 }
 
 /// Maps the existing pool region file for `name` in `dir`; the caller validates it by attaching.
-pub fn open_pool_file(dir: &Path, name: &str) -> std::result::Result<Arc<RegionFile>, ShmError> {
-  RegionFile::open(&dir.join(pool_file_name(name)?))
+/// A file another user owns is refused unless `options` allow it.
+pub fn open_pool_file(
+  dir: &Path,
+  name: &str,
+  options: OpenOptions,
+) -> std::result::Result<Arc<RegionFile>, ShmError> {
+  RegionFile::open_with(&dir.join(pool_file_name(name)?), options)
 }
 
 /// Maps the existing channel region file for `name` in `dir`; the caller validates it by
-/// attaching ([`Channel::attach_to_pool`]).
-pub fn open_channel_file(dir: &Path, name: &str) -> std::result::Result<Arc<RegionFile>, ShmError> {
-  RegionFile::open(&dir.join(channel_file_name(name)?))
+/// attaching ([`Channel::attach_to_pool`]). A file another user owns is refused unless `options`
+/// allow it.
+pub fn open_channel_file(
+  dir: &Path,
+  name: &str,
+  options: OpenOptions,
+) -> std::result::Result<Arc<RegionFile>, ShmError> {
+  RegionFile::open_with(&dir.join(channel_file_name(name)?), options)
 }
 
 #[cfg(test)]

@@ -5,12 +5,13 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use memmap2::MmapRaw;
 
-use super::{MappedMemory, ShmError};
+use super::{MappedMemory, OpenOptions as RegionOpenOptions, ShmError};
 use crate::error::{Error, Result};
 use crate::pool::ProcessId;
 
@@ -33,9 +34,17 @@ pub struct RegionFile {
 }
 
 impl RegionFile {
-  /// Maps an existing file. Refuses symbolic links, non-regular files and files too short to
-  /// hold any region header; the caller validates the header.
+  /// Maps an existing file. Refuses symbolic links, non-regular files, files too short to
+  /// hold any region header and files owned by another user; the caller validates the header.
   pub fn open(path: &Path) -> std::result::Result<Arc<RegionFile>, ShmError> {
+    Self::open_with(path, RegionOpenOptions::default())
+  }
+
+  /// As [`RegionFile::open`], with `options`.
+  pub fn open_with(
+    path: &Path,
+    options: RegionOpenOptions,
+  ) -> std::result::Result<Arc<RegionFile>, ShmError> {
     let file = OpenOptions::new()
       .read(true)
       .write(true)
@@ -46,6 +55,23 @@ impl RegionFile {
         Some(libc::EISDIR) => ShmError::Region(Error::BadHandle("not a regular file")),
         _ => io_error("cannot open", path, e),
       })?;
+    if !options.allow_foreign_owner {
+      // The opened file itself (fstat), not whatever the name points to by now.
+      let owner = file
+        .metadata()
+        .map_err(|e| io_error("cannot stat", path, e))?
+        .uid();
+      // SAFETY: geteuid has no preconditions and cannot fail.
+      let me = unsafe { libc::geteuid() };
+      if owner != me {
+        return Err(ShmError::Access(format!(
+          "{} is owned by uid {owner}, not by this user (uid {me}): its owner could read \
+           every payload and truncate it under the mapping; pass allowForeignOwner: true to \
+           open it anyway",
+          path.display()
+        )));
+      }
+    }
     Self::map(file, path)
   }
 
@@ -74,16 +100,18 @@ impl RegionFile {
     }))
   }
 
-  /// Creates a zero-filled file of `len` bytes under a temporary name in `dir`, lets `init` write
-  /// the region into it, then publishes it as `file_name`. Fails with [`ShmError::Exists`] if the
-  /// name is taken; the temporary file is removed in every case.
-  pub fn create_exclusive(
+  /// Creates a zero-filled file of `len` bytes under a temporary name in `dir`, reserves its
+  /// space (so that touching it later can never fail with SIGBUS on a full filesystem), lets
+  /// `init` write the region into it, then publishes it as `file_name`. Fails with
+  /// [`ShmError::Exists`] if the name is taken, [`ShmError::NoSpace`] if the space cannot be
+  /// reserved; the temporary file is removed in every case.
+  pub fn create_exclusive<T>(
     dir: &Path,
     file_name: &str,
     len: usize,
     mode: u32,
-    init: impl FnOnce(MappedMemory) -> Result<()>,
-  ) -> std::result::Result<Arc<RegionFile>, ShmError> {
+    init: impl FnOnce(MappedMemory) -> Result<T>,
+  ) -> std::result::Result<(Arc<RegionFile>, T), ShmError> {
     let path = dir.join(file_name);
     let temp = dir.join(format!(
       ".{file_name}.{}.{}.tmp",
@@ -106,16 +134,20 @@ impl RegionFile {
       file
         .set_len(len as u64)
         .map_err(|e| io_error("cannot size", &temp, e))?;
+      reserve(&file, len, dir)?;
       let region = Self::map(file, &temp)?;
-      init(MappedMemory::new(region.clone())?)?;
+      let value = init(MappedMemory::new(region.clone())?)?;
       std::fs::hard_link(&temp, &path).map_err(|e| io_error("cannot publish", &path, e))?;
-      Ok(Arc::new(RegionFile {
-        // Re-home the mapping under its public path (same file, same mapping).
-        path: path.clone(),
-        ..Arc::try_unwrap(region).map_err(|_| {
-          ShmError::Io("internal: region still borrowed after initialisation".into())
-        })?
-      }))
+      Ok((
+        Arc::new(RegionFile {
+          // Re-home the mapping under its public path (same file, same mapping).
+          path: path.clone(),
+          ..Arc::try_unwrap(region).map_err(|_| {
+            ShmError::Io("internal: region still borrowed after initialisation".into())
+          })?
+        }),
+        value,
+      ))
     })();
     let _ = std::fs::remove_file(&temp);
     result
@@ -142,24 +174,129 @@ impl RegionFile {
   /// name). Returns whether it removed it. Processes that have it mapped keep their mapping; the
   /// memory is freed when the last one unmaps.
   pub fn unlink(&self) -> std::result::Result<bool, ShmError> {
+    Ok(self.unlink_if(|| Ok(true))? == Some(true))
+  }
+
+  /// Removes the file's name if it still names this file and `condition` (judged while the name
+  /// cannot be removed by anyone else) holds. Returns `None` when the name no longer names this
+  /// file, else whether the condition held (and the name was removed).
+  ///
+  /// Every removal of a region's name happens under an exclusive `flock` of the file, with the
+  /// name checked to still be this file under the lock: without it, two processes could both
+  /// check the name, then one remove it and a third publish a new region there, and the second
+  /// remove the new region's name.
+  pub fn unlink_if(
+    &self,
+    condition: impl FnOnce() -> std::result::Result<bool, ShmError>,
+  ) -> std::result::Result<Option<bool>, ShmError> {
+    let _lock = FileLock::exclusive(&self.file, &self.path)?;
     let mine = self
       .file
       .metadata()
       .map_err(|e| io_error("cannot stat", &self.path, e))?;
     let named = match std::fs::symlink_metadata(&self.path) {
       Ok(m) => m,
-      Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+      Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
       Err(e) => return Err(io_error("cannot stat", &self.path, e)),
     };
     if named.dev() != mine.dev() || named.ino() != mine.ino() {
-      return Ok(false);
+      return Ok(None);
+    }
+    if !condition()? {
+      return Ok(Some(false));
     }
     match std::fs::remove_file(&self.path) {
-      Ok(()) => Ok(true),
-      Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+      Ok(()) => Ok(Some(true)),
+      Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
       Err(e) => Err(io_error("cannot remove", &self.path, e)),
     }
   }
+}
+
+/// An exclusive `flock` on a file, released when dropped (or when the process dies).
+struct FileLock<'a>(&'a File);
+
+impl<'a> FileLock<'a> {
+  fn exclusive(file: &'a File, path: &Path) -> std::result::Result<Self, ShmError> {
+    loop {
+      // SAFETY: flock on a file descriptor we own; no memory is passed.
+      if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+        return Ok(FileLock(file));
+      }
+      let e = io::Error::last_os_error();
+      if e.kind() != io::ErrorKind::Interrupted {
+        return Err(io_error("cannot lock", path, e));
+      }
+    }
+  }
+}
+
+impl Drop for FileLock<'_> {
+  fn drop(&mut self) {
+    // SAFETY: as in `exclusive`.
+    unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+  }
+}
+
+/// Reserves the blocks of a new region file, so that touching any page of it later cannot fail
+/// (SIGBUS) because the filesystem is full; a filesystem without room fails here instead.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn reserve(file: &File, len: usize, dir: &Path) -> std::result::Result<(), ShmError> {
+  let Ok(size) = libc::off_t::try_from(len) else {
+    return Err(ShmError::Io(format!(
+      "{len} bytes is too large a file here"
+    )));
+  };
+  loop {
+    // SAFETY: posix_fallocate on a file descriptor we own; it returns an error number.
+    let status = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, size) };
+    match status {
+      0 => return Ok(()),
+      libc::EINTR => continue,
+      libc::ENOSPC | libc::EFBIG | libc::EDQUOT => {
+        return Err(ShmError::NoSpace(format!(
+          "not enough space in {}: the region needs {len} bytes, {} are available{}",
+          dir.display(),
+          available_bytes(file).map_or("an unknown number".to_string(), |n| n.to_string()),
+          if dir.starts_with("/dev/shm") {
+            " (a container's /dev/shm is often small: Docker's default is 64 MiB, see --shm-size)"
+          } else {
+            ""
+          }
+        )))
+      }
+      // The filesystem cannot reserve space (no fallocate): nothing better to do than go on.
+      libc::EOPNOTSUPP | libc::EINVAL => return Ok(()),
+      other => {
+        return Err(ShmError::Io(format!(
+          "cannot reserve {len} bytes in {}: {}",
+          dir.display(),
+          io::Error::from_raw_os_error(other)
+        )))
+      }
+    }
+  }
+}
+
+/// Platforms without `posix_fallocate` (macOS): the space is not reserved ahead.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn reserve(_file: &File, _len: usize, _dir: &Path) -> std::result::Result<(), ShmError> {
+  Ok(())
+}
+
+/// Free bytes of the filesystem holding `file`, for error messages.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn available_bytes(file: &File) -> Option<u64> {
+  let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+  // SAFETY: fstatvfs fills the struct on success; we read it only then.
+  if unsafe { libc::fstatvfs(file.as_raw_fd(), stats.as_mut_ptr()) } != 0 {
+    return None;
+  }
+  // SAFETY: initialised by the successful call above.
+  let stats = unsafe { stats.assume_init() };
+  // The field types differ between platforms (u64 on Linux x86_64, narrower elsewhere).
+  #[allow(clippy::unnecessary_cast)]
+  Some((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
 }
 
 fn temp_suffix() -> u64 {

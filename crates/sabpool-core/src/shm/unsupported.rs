@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{MappedMemory, ShmError};
+use super::{MappedMemory, OpenOptions, ShmError};
 use crate::error::Result;
 use crate::pool::ProcessId;
 
@@ -23,13 +23,20 @@ impl RegionFile {
     Err(unsupported())
   }
 
-  pub fn create_exclusive(
+  pub fn open_with(
+    _path: &Path,
+    _options: OpenOptions,
+  ) -> std::result::Result<Arc<RegionFile>, ShmError> {
+    Err(unsupported())
+  }
+
+  pub fn create_exclusive<T>(
     _dir: &Path,
     _file_name: &str,
     _len: usize,
     _mode: u32,
-    _init: impl FnOnce(MappedMemory) -> Result<()>,
-  ) -> std::result::Result<Arc<RegionFile>, ShmError> {
+    _init: impl FnOnce(MappedMemory) -> Result<T>,
+  ) -> std::result::Result<(Arc<RegionFile>, T), ShmError> {
     Err(unsupported())
   }
 
@@ -50,6 +57,13 @@ impl RegionFile {
   }
 
   pub fn unlink(&self) -> std::result::Result<bool, ShmError> {
+    match *self {}
+  }
+
+  pub fn unlink_if(
+    &self,
+    _condition: impl FnOnce() -> std::result::Result<bool, ShmError>,
+  ) -> std::result::Result<Option<bool>, ShmError> {
     match *self {}
   }
 }
