@@ -17,6 +17,8 @@ const { Worker } = require('node:worker_threads')
 const { setTimeout: sleep } = require('node:timers/promises')
 
 const { SharedPool, Channel, Lease, AbortError } = require('..')
+/** The layout version of regions and handles, as the native side defines it. */
+const LAYOUT_VERSION = require('../binding.js').protocol().layoutVersion
 const { throwsCode, rejectsCode, waitFor, assertConsistent, assertAllFreeOnce, trackChannel, closeChannels } = require('./helpers.js')
 const { REPLY, writeMessage, checkMessage } = require('./fixtures/process-common.js')
 
@@ -300,8 +302,8 @@ describe('processes: exchange', () => {
     const pool = SharedPool.create({ name: 'wt', slotSize: 48, slots: 32, dir })
     const outputs = [0, 1].map((tag) => createChannel(pool, { name: `wt-in${tag}`, capacity: 8, dir }))
     const replies = createChannel(pool, { name: 'wt-out', capacity: 8, dir })
-    assert.deepEqual(pool.handle, { kind: 'sabpool.pool', version: 1, name: 'wt', dir })
-    assert.deepEqual(outputs[0].handle, { kind: 'sabpool.channel', version: 1, name: 'wt-in0', dir, pool: pool.handle })
+    assert.deepEqual(pool.handle, { kind: 'sabpool.pool', version: LAYOUT_VERSION, name: 'wt', dir })
+    assert.deepEqual(outputs[0].handle, { kind: 'sabpool.channel', version: LAYOUT_VERSION, name: 'wt-in0', dir, pool: pool.handle })
     const workers = [0, 1].map((tag) => new Worker(path.join(FIXTURES, 'process-thread.js'), {
       workerData: { pool: pool.handle, in: outputs[tag].handle, out: replies.handle, tag },
     }))
@@ -339,7 +341,7 @@ describe('processes: exchange', () => {
     const pool = SharedPool.create({ name, slotSize: 64, slots: 16 })
     assert.equal(pool.name, name)
     assert.equal(pool.path, poolPath)
-    assert.deepEqual(pool.handle, { kind: 'sabpool.pool', version: 1, name, dir: DEFAULT_DIR })
+    assert.deepEqual(pool.handle, { kind: 'sabpool.pool', version: LAYOUT_VERSION, name, dir: DEFAULT_DIR })
     assert.equal(fileMode(poolPath), 0o600)
     const input = createChannel(pool, { name: `${name}-in`, capacity: 8 })
     const output = createChannel(pool, { name: `${name}-out`, capacity: 8 })
@@ -558,7 +560,7 @@ describe('processes: files that are not pools', () => {
     files.set('random', plant('random', crypto.randomBytes(4096)))
     files.set('zeros', plant('zeros', Buffer.alloc(bytes.length)))
     const version = Buffer.from(bytes)
-    version[4] = 2
+    version[4] = LAYOUT_VERSION + 1
     files.set('version', plant('version', version))
     const magic = Buffer.from(bytes)
     magic[0] ^= 0xff
@@ -645,7 +647,7 @@ describe('processes: files that are not pools', () => {
     const { dir, pool } = setup()
     throwsCode(() => SharedPool.open('missing', { dir }), Error, 'ERR_SABPOOL_NOT_FOUND')
     throwsCode(() => Channel.open('missing', pool, { dir }), Error, 'ERR_SABPOOL_NOT_FOUND')
-    throwsCode(() => SharedPool.attach({ kind: 'sabpool.pool', version: 1, name: 'missing', dir }), Error, 'ERR_SABPOOL_NOT_FOUND')
+    throwsCode(() => SharedPool.attach({ kind: 'sabpool.pool', version: LAYOUT_VERSION, name: 'missing', dir }), Error, 'ERR_SABPOOL_NOT_FOUND')
   })
 })
 

@@ -9,7 +9,7 @@ use super::mem::Memory;
 use super::sync::Ordering;
 
 pub const LINE: usize = 64;
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// "SBPL", little-endian.
 pub const POOL_MAGIC: u32 = u32::from_le_bytes(*b"SBPL");
@@ -87,8 +87,8 @@ pub const C_SEND_WAITERS: usize = 4 * LINE;
 pub const C_SEND_EPOCH: usize = 4 * LINE + 4;
 pub const C_SEND_WAITS: usize = 4 * LINE + 8; // u64
 pub const C_CELLS: usize = 5 * LINE;
-/// Ring cell: sequence (u64), value (u64, [`Lease::to_cell`](super::words::Lease::to_cell)).
-pub const CELL_SIZE: usize = 16;
+/// Ring cell: one u64, a [`RingCell`](super::words::RingCell).
+pub const CELL_SIZE: usize = 8;
 pub const MAX_CAPACITY: u32 = 1 << 24;
 
 pub const fn round_up(n: u64, to: u64) -> u64 {
