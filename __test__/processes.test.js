@@ -17,10 +17,10 @@ const { Worker } = require('node:worker_threads')
 const { setTimeout: sleep } = require('node:timers/promises')
 
 const { SharedPool, Channel, Lease, AbortError } = require('..')
+/** The layout version of regions and handles, as the native side defines it. */
+const LAYOUT_VERSION = require('../binding.js').protocol().layoutVersion
 const { throwsCode, rejectsCode, waitFor, assertConsistent, assertAllFreeOnce, trackChannel, closeChannels } = require('./helpers.js')
 const { REPLY, writeMessage, checkMessage } = require('./fixtures/process-common.js')
-/** The region layout version handles carry (bumped when the shared-memory protocol changes). */
-const LAYOUT_VERSION = require('../binding.js').protocol().layoutVersion
 
 const FIXTURES = path.join(__dirname, 'fixtures')
 const CHILD = path.join(FIXTURES, 'process-child.js')
@@ -560,7 +560,7 @@ describe('processes: files that are not pools', () => {
     files.set('random', plant('random', crypto.randomBytes(4096)))
     files.set('zeros', plant('zeros', Buffer.alloc(bytes.length)))
     const version = Buffer.from(bytes)
-    version[4] = bytes[4] + 1 // a layout version this build does not read
+    version[4] = LAYOUT_VERSION + 1
     files.set('version', plant('version', version))
     const magic = Buffer.from(bytes)
     magic[0] ^= 0xff

@@ -9,7 +9,7 @@ const {
   checkInteger, checkOptionsObject, checkTimeout, checkSignal, checkSpin, checkLength, checkCapacity,
   checkName, checkDir, checkFileOptions, checkAllowForeignOwner,
 } = require('./options.js')
-const { DEQUEUE, spinForSent, spinForRoom, isClosed, wakeAll, parkSync, parkAsync } = require('./wait.js')
+const { DEQUEUE, spinForSent, spinForRoom, filledAtDequeue, isClosed, wakeAll, parkSync, parkAsync } = require('./wait.js')
 const { isLease, checkReuse, reserved } = require('./lease.js')
 const { MemoryRegion, FileRegion, nativeCall } = require('./region.js')
 const { SharedPool, ATTACH, isPool, readHandle, newUid } = require('./pool.js')
@@ -96,6 +96,13 @@ class Channel {
       uid,
       ref: () => this.#ref,
       site: receivers ? SITE_RECEIVED : SITE_ROOM,
+      // File-backed: a wait that went a whole slice without a wake-up may be stuck behind the cell
+      // of a process killed in the middle of a send or receive (a receiver finds the cell at its
+      // position filled but nothing to take; a sender finds the ring full). Reclaiming dead
+      // processes returns that slot to the pool, and the next attempt steps over the cell.
+      idle: () => {
+        if (!receivers || filledAtDequeue(this.#i32, this.#mask)) binding.poolReclaimDead(this.#state.ref)
+      },
     })
   }
 
@@ -305,7 +312,7 @@ class Channel {
     const spin = spinOption === undefined ? this.#spin : checkSpin(spinOption)
     const reuse = checkReuse(options.reuse)
     let lease = this.#take(reuse)
-    // Positions that differ can still mean "claimed, not yet published": keep polling then.
+    // A filled cell whose lease is not queued yet (still being sent) reads as empty: keep polling.
     for (let budget = spin; lease === undefined && budget > 0;) {
       budget -= spinForSent(this.#i32, this.#mask, budget)
       lease = this.#take(reuse)

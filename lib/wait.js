@@ -24,8 +24,12 @@ const FREE_HEAD = OFFSETS.freeHead >>> 2 // low half of the tagged head: the fir
 const FREE_EMPTY = OFFSETS.freeEmpty // that low half when the list is empty
 const ENQUEUE = OFFSETS.enqueue >>> 2 // low halves of the ring positions
 const DEQUEUE = OFFSETS.dequeue >>> 2
-const CELLS = OFFSETS.cells >>> 2 // ring cells: sequence (u64), value (u64)
+const CELLS = OFFSETS.cells >>> 2 // ring cells: one u64 each (kind, lap tag, slot, generation)
 const CELL_WORDS = OFFSETS.cellSize >>> 2
+// An empty cell holds nothing but the tag of its position's lap (lap modulo cellLapTags, at bit
+// cellLapShift of the cell); anything else in its high half means it was filled.
+const CELL_TAG_MASK = OFFSETS.cellLapTags - 1
+const CELL_TAG_SHIFT = OFFSETS.cellLapShift - 32
 
 /** Polls until the free list is non-empty, at most `spin` times. */
 function spinForFree(i32, spin) {
@@ -35,21 +39,39 @@ function spinForFree(i32, spin) {
   return spin
 }
 
+/** Index of the high half of the ring cell of position `pos` (the low half of a position). */
+function cellHigh(pos, mask) {
+  return CELLS + (pos & mask) * CELL_WORDS + 1
+}
+
+/** The high half of that cell while it is empty for the position's lap. */
+function emptyCell(pos, mask) {
+  // mask = capacity - 1, so the lap is pos >>> log2(capacity) = pos >>> (32 - clz32(mask)).
+  return ((pos >>> (32 - Math.clz32(mask))) & CELL_TAG_MASK) << CELL_TAG_SHIFT
+}
+
 /**
- * Polls until the cell at the dequeue position is published (its sequence, low half, becomes
- * position + 1), at most `spin` times. Polling the cell rather than the enqueue word means the
- * receiver only pulls in the cache line it has to read anyway. The closed flag (bit 63 of the
- * enqueue word: the sign of its high half) is checked every 64 polls.
+ * Polls until the cell at the dequeue position is no longer empty for its lap (a sender filled
+ * it, or it holds something a receive steps over), at most `spin` times. Polling the cell rather
+ * than the enqueue word means the receiver only pulls in the cache line it has to read anyway.
+ * The closed flag (bit 63 of the enqueue word: the sign of its high half) and the dequeue
+ * position are checked every 64 polls.
  */
 function spinForSent(i32, mask, spin) {
   const dequeued = Atomics.load(i32, DEQUEUE)
-  const cell = CELLS + (dequeued & mask) * CELL_WORDS
-  const published = (dequeued + 1) | 0
+  const cell = cellHigh(dequeued, mask)
+  const empty = emptyCell(dequeued, mask)
   for (let i = 0; i < spin; i++) {
-    if (Atomics.load(i32, cell) === published) return i + 1
+    if (Atomics.load(i32, cell) !== empty) return i + 1
     if ((i & 63) === 63 && (Atomics.load(i32, ENQUEUE + 1) < 0 || Atomics.load(i32, DEQUEUE) !== dequeued)) return i + 1
   }
   return spin
+}
+
+/** Whether the cell at the dequeue position holds anything: sent, being sent, or to step over. */
+function filledAtDequeue(i32, mask) {
+  const dequeued = Atomics.load(i32, DEQUEUE)
+  return Atomics.load(i32, cellHigh(dequeued, mask)) !== emptyCell(dequeued, mask)
 }
 
 /** Polls until the dequeue position moves away from `dequeued` (room was made), at most `spin` times. */
@@ -312,6 +334,7 @@ module.exports = {
   DEQUEUE,
   spinForFree,
   spinForSent,
+  filledAtDequeue,
   spinForRoom,
   isClosed,
   wakeAll,

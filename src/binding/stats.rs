@@ -7,6 +7,7 @@ use napi_derive::napi;
 use sabpool_core::layout::{self, PoolLayout};
 use sabpool_core::shm;
 use sabpool_core::Error as CoreError;
+use sabpool_core::RingCell;
 
 use super::errors::{self, on_channel, on_pool};
 use super::fastcall;
@@ -109,6 +110,10 @@ pub struct Offsets {
   pub dequeue: u32,
   pub cells: u32,
   pub cell_size: u32,
+  /// Distinct lap tags of a ring cell, and the bit of the cell word where the tag starts: an empty
+  /// cell is exactly its position's lap tag there.
+  pub cell_lap_tags: u32,
+  pub cell_lap_shift: u32,
   pub free_waiters: u32,
   pub free_epoch: u32,
   pub meta_size: u32,
@@ -133,6 +138,8 @@ fn offsets() -> Offsets {
     dequeue: layout::C_DEQ as u32,
     cells: layout::C_CELLS as u32,
     cell_size: layout::CELL_SIZE as u32,
+    cell_lap_tags: RingCell::TAGS,
+    cell_lap_shift: RingCell::TAG_SHIFT,
     free_waiters: layout::P_FREE_WAITERS as u32,
     free_epoch: layout::P_FREE_EPOCH as u32,
     meta_size: layout::META_SIZE as u32,

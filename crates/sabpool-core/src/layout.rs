@@ -10,7 +10,8 @@ use super::sync::Ordering;
 
 pub const LINE: usize = 64;
 /// Version 2: the free-list head carries a claim, slots have a `Releasing` state, the free count
-/// is kept in the list itself, and reclaim markers name their reclaimer (see `pool.rs`).
+/// is kept in the list itself, reclaim markers name their reclaimer (see `pool.rs`), and each ring
+/// cell is one word a single CAS fills or clears (see `channel.rs`).
 pub const VERSION: u32 = 2;
 
 /// "SBPL", little-endian.
@@ -98,8 +99,8 @@ pub const C_SEND_WAITERS: usize = 4 * LINE;
 pub const C_SEND_EPOCH: usize = 4 * LINE + 4;
 pub const C_SEND_WAITS: usize = 4 * LINE + 8; // u64
 pub const C_CELLS: usize = 5 * LINE;
-/// Ring cell: sequence (u64), value (u64, [`Lease::to_cell`](super::words::Lease::to_cell)).
-pub const CELL_SIZE: usize = 16;
+/// Ring cell: one u64, a [`RingCell`](super::words::RingCell).
+pub const CELL_SIZE: usize = 8;
 pub const MAX_CAPACITY: u32 = 1 << 24;
 
 pub const fn round_up(n: u64, to: u64) -> u64 {

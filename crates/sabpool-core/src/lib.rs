@@ -24,8 +24,8 @@ pub mod shm;
 pub mod sync;
 pub mod words;
 
-pub use channel::{Channel, ChannelStats, Received, Sent};
+pub use channel::{Channel, ChannelStats, Received, RecvStep, SendStep, Sent};
 pub use error::{Error, Result};
 pub use mem::{Memory, OwnedMemory};
 pub use pool::{DeadReclaim, Lease, Participant, Pool, PoolStats, ProcessId, Wake};
-pub use words::{FreeHead, SlotState, SlotWord};
+pub use words::{FreeHead, RingCell, SlotState, SlotWord};

@@ -32,7 +32,7 @@ pub struct Participant(pub u32);
 
 impl Participant {
   /// Owner field written into slot words: index + 1, so 0 means "nobody".
-  fn owner(self) -> u32 {
+  pub(crate) fn owner(self) -> u32 {
     self.0 + 1
   }
 }
@@ -802,7 +802,7 @@ impl<M: Memory> Pool<M> {
     Ok(())
   }
 
-  fn slot_word(&self, slot: u32) -> Result<&super::sync::AtomicU64> {
+  pub(crate) fn slot_word(&self, slot: u32) -> Result<&super::sync::AtomicU64> {
     if slot >= self.layout.slot_count {
       return Err(Error::BadTicket("slot index out of range"));
     }
@@ -890,6 +890,30 @@ impl<M: Memory> Pool<M> {
       None,
     )?;
     self.length(lease.slot)
+  }
+
+  /// First step of a send: checks that `who` owns `lease` and records `length` (only the owner
+  /// may set it). The state word does not change; the channel moves it once the lease is in the
+  /// ring.
+  pub(crate) fn prepare_send(&self, who: Participant, lease: Lease, length: u32) -> Result<()> {
+    let word = self.slot_word(lease.slot)?;
+    if length > self.layout.slot_size {
+      return Err(Error::BadTicket("length exceeds the slot size"));
+    }
+    if word.load(Relaxed) != SlotWord::new(lease.generation, who.owner(), SlotState::Leased).pack()
+    {
+      return Err(Error::StaleLease);
+    }
+    self
+      .mem
+      .u32_at(self.layout.meta(lease.slot) + META_LENGTH)?
+      .store(length, Relaxed);
+    Ok(())
+  }
+
+  /// Number of slots (every slot index read from shared memory is checked against it).
+  pub fn slot_count(&self) -> u32 {
+    self.layout.slot_count
   }
 
   /// One ownership step on a slot: checks (generation, owner, state) and replaces owner and state.

@@ -185,18 +185,86 @@ pub struct Lease {
   pub generation: u32,
 }
 
-impl Lease {
-  /// The lease as a ring cell's value: `generation << 32 | slot`.
+/// A ring cell: one 64-bit word whose compare-and-swap is the only step that matters, so a
+/// participant that dies between two steps leaves a cell every other participant can read and
+/// finish or skip. `kind << 62 | lap tag << 56 | slot << 32 | generation`:
+/// - `Empty { tag }`: free for the producer whose position is in the lap with that tag (all other
+///   bits 0, so a zeroed ring is empty for lap 0);
+/// - `Full { tag, lease }`: the lease a producer put at a position of that lap; whether it is
+///   really sent is said by the slot's own state word (see the channel);
+/// - `Skip { tag, lease }`: a cell its producer took back (it turned out to be laps ahead of the
+///   enqueue position); receivers step over it.
+///
+/// The lap tag is the position's lap (`position / capacity`) modulo [`RingCell::TAGS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingCell {
+  Empty {
+    tag: u32,
+  },
+  Full {
+    tag: u32,
+    lease: Lease,
+  },
+  Skip {
+    tag: u32,
+    lease: Lease,
+  },
+  /// Bits no correct participant writes.
+  Invalid(u64),
+}
+
+impl RingCell {
+  /// Number of distinct lap tags.
+  pub const TAGS: u32 = 64;
+  const KIND_SHIFT: u32 = 62;
+  /// Bit position of the lap tag in the cell word.
+  pub const TAG_SHIFT: u32 = 56;
+  const SLOT_MASK: u64 = 0xff_ffff;
+
+  /// The tag of lap `lap`.
   #[inline]
-  pub const fn to_cell(self) -> u64 {
-    ((self.generation as u64) << 32) | self.slot as u64
+  pub const fn tag_of(lap: u64) -> u32 {
+    (lap % Self::TAGS as u64) as u32
   }
 
   #[inline]
-  pub const fn from_cell(value: u64) -> Lease {
-    Lease {
-      slot: value as u32,
-      generation: (value >> 32) as u32,
+  pub const fn pack(self) -> u64 {
+    let (kind, tag, lease) = match self {
+      RingCell::Empty { tag } => (0u64, tag, None),
+      RingCell::Skip { tag, lease } => (1, tag, Some(lease)),
+      RingCell::Full { tag, lease } => (2, tag, Some(lease)),
+      RingCell::Invalid(bits) => return bits,
+    };
+    let low = match lease {
+      Some(lease) => ((lease.slot as u64 & Self::SLOT_MASK) << 32) | lease.generation as u64,
+      None => 0,
+    };
+    (kind << Self::KIND_SHIFT) | (((tag % Self::TAGS) as u64) << Self::TAG_SHIFT) | low
+  }
+
+  #[inline]
+  pub const fn unpack(word: u64) -> RingCell {
+    let tag = ((word >> Self::TAG_SHIFT) as u32) % Self::TAGS;
+    let lease = Lease {
+      slot: ((word >> 32) & Self::SLOT_MASK) as u32,
+      generation: word as u32,
+    };
+    match word >> Self::KIND_SHIFT {
+      0 if word & !(((Self::TAGS - 1) as u64) << Self::TAG_SHIFT) == 0 => RingCell::Empty { tag },
+      1 => RingCell::Skip { tag, lease },
+      2 => RingCell::Full { tag, lease },
+      _ => RingCell::Invalid(word),
+    }
+  }
+
+  /// The lap tag, for every valid cell.
+  #[inline]
+  pub const fn tag(self) -> Option<u32> {
+    match self {
+      RingCell::Empty { tag } | RingCell::Full { tag, .. } | RingCell::Skip { tag, .. } => {
+        Some(tag)
+      }
+      RingCell::Invalid(_) => None,
     }
   }
 }
@@ -252,12 +320,33 @@ mod tests {
   }
 
   #[test]
-  fn leases_round_trip_through_ring_cells() {
+  fn ring_cells_round_trip_and_keep_the_bit_layout() {
     let lease = Lease {
-      slot: 5,
-      generation: 11,
+      slot: 0xff_ffff,
+      generation: u32::MAX,
     };
-    assert_eq!(lease.to_cell(), (11 << 32) | 5);
-    assert_eq!(Lease::from_cell(lease.to_cell()), lease);
+    assert_eq!(
+      RingCell::Empty { tag: 0 }.pack(),
+      0,
+      "a zeroed ring is empty for lap 0"
+    );
+    assert_eq!(RingCell::Empty { tag: 5 }.pack(), 5 << 56);
+    assert_eq!(
+      RingCell::Full { tag: 63, lease }.pack(),
+      (2 << 62) | (63 << 56) | (0xff_ffff << 32) | 0xffff_ffff
+    );
+    assert_eq!(RingCell::Skip { tag: 1, lease }.pack() >> 62, 1);
+    for cell in [
+      RingCell::Empty { tag: 9 },
+      RingCell::Full { tag: 0, lease },
+      RingCell::Skip { tag: 63, lease },
+    ] {
+      assert_eq!(RingCell::unpack(cell.pack()), cell);
+    }
+    // Anything else is invalid: an empty kind with other bits, the fourth kind.
+    for bits in [1u64, 1 << 40, 3 << 62, u64::MAX] {
+      assert_eq!(RingCell::unpack(bits), RingCell::Invalid(bits));
+    }
+    assert_eq!(RingCell::tag_of(64 + 3), 3);
   }
 }

@@ -398,20 +398,22 @@ fn corrupt_live(
     }
     // Anything else in the pool's control area: counters, participant table.
     5 => corrupt_range(rng, pool_mem, LINE, layout.data_offset),
-    // Ring cells: sequence numbers and values.
+    // Ring cells: any bits, or a plausible full cell (lap 0 or 1, slot in range or just past).
     6 | 7 => {
       let cell = C_CELLS + rng.below(4) as usize * CELL_SIZE;
-      if rng.chance(50) {
-        let value = rng.nasty_u64(read64(chan_mem, cell));
-        write64(chan_mem, cell, value);
+      let value = if rng.chance(50) {
+        RingCell::Full {
+          tag: rng.below(2) as u32,
+          lease: Lease {
+            slot: rng.below(slots as u64 + 1) as u32,
+            generation: rng.below(4) as u32,
+          },
+        }
+        .pack()
       } else {
-        let value = if rng.chance(50) {
-          (rng.below(4) << 32) | rng.below(slots as u64 + 1)
-        } else {
-          rng.nasty_u64(read64(chan_mem, cell + 8))
-        };
-        write64(chan_mem, cell + 8, value);
-      }
+        rng.nasty_u64(read64(chan_mem, cell))
+      };
+      write64(chan_mem, cell, value);
     }
     // Enqueue / dequeue positions (bit 63 of enqueue is "closed").
     8 => {
@@ -665,11 +667,29 @@ fn corrupted_free_list_is_reported_not_followed() {
 
 #[test]
 fn corrupted_ring_entries_are_reported() {
-  // A published ring value that names a slot which is not queued with that generation (or no
-  // slot at all) must not hand anyone a lease.
+  // A full ring cell that names a slot which is not queued with that generation (or no slot at
+  // all, or is no valid cell) must not hand anyone a lease; it is reported and stepped over.
   for forged in [
-    |real: Lease| (real.generation as u64 + 1) << 32 | real.slot as u64,
-    |real: Lease| (real.generation as u64) << 32 | 4,
+    |real: Lease| {
+      RingCell::Full {
+        tag: 0,
+        lease: Lease {
+          slot: real.slot,
+          generation: real.generation + 1,
+        },
+      }
+      .pack()
+    },
+    |real: Lease| {
+      RingCell::Full {
+        tag: 0,
+        lease: Lease {
+          slot: 4,
+          generation: real.generation,
+        },
+      }
+      .pack()
+    },
     |_: Lease| u64::MAX,
   ] {
     let pool = new_pool(64, 4, 2);
@@ -685,7 +705,7 @@ fn corrupted_ring_entries_are_reported() {
       ));
     }
     let cell = channel.layout().cell(1);
-    write64(&chan_mem, cell + 8, forged(second));
+    write64(&chan_mem, cell, forged(second));
     assert_eq!(
       channel.try_recv(&pool, me).unwrap(),
       Received::Lease(first, 8, Wake(false))
@@ -697,9 +717,10 @@ fn corrupted_ring_entries_are_reported() {
     assert_eq!(channel.try_recv(&pool, me).unwrap(), Received::Empty);
     // The slot the forged entry replaced is stranded in the queued state, but it was not handed
     // to anyone, and the ring keeps working.
+    let stranded = pool.slot_state(second.slot).unwrap();
     assert_eq!(
-      pool.slot_state(second.slot).unwrap(),
-      SlotWord::new(second.generation, 0, SlotState::Queued)
+      (stranded.generation, stranded.state),
+      (second.generation, SlotState::Queued)
     );
     let _ = pool.release(me, first).unwrap();
     let again = pool.try_acquire(me).unwrap().unwrap();
@@ -717,16 +738,16 @@ fn corrupted_ring_entries_are_reported() {
 
 #[test]
 fn corrupted_ring_sequences_fail_fast() {
-  // A cell whose sequence number is ahead of the position that reaches it cannot happen without
-  // corruption (the thread that moved it also moved the position first). Sending or receiving
-  // through such a cell must answer at once, not spin through the whole retry budget.
+  // A cell that belongs to no lap the position that reaches it can see cannot happen without
+  // corruption. Sending or receiving through such a cell must answer at once, not spin through
+  // the whole retry budget.
   let pool = new_pool(64, 4, 2);
   let me = pool.join(1, 1).unwrap();
   let chan_mem = OwnedMemory::new(ChannelLayout::new(4).unwrap().total_len);
   let channel = Channel::create(&chan_mem, 4, 1, pool.uid()).unwrap();
   let lease = pool.try_acquire(me).unwrap().unwrap();
 
-  // Producer side: the first cell claims to be far ahead.
+  // Producer side: the first cell is no valid cell (an empty cell has no other bits set).
   write64(&chan_mem, C_CELLS, 1000);
   let started = Instant::now();
   let sent = channel.try_send(&pool, me, lease, 1);

@@ -573,3 +573,292 @@ fn reclaiming_a_dead_participant_races_reclaimers_and_a_joiner() {
     },
   );
 }
+
+// ---- the ring with participants killed mid-operation ---------------------------------------------
+//
+// A participant killed by `kill -9` is a thread that stops for ever right after one step of its
+// send or receive (`send_and_stop` / `recv_and_stop`); once it has stopped, a reclaimer thread
+// does what `reclaim_dead` does for a dead process (`Pool::reclaim`), while the others go on.
+
+/// Receives until a lease arrives (retrying while empty); panics on `Closed`.
+fn recv_one(world: &World, who: Participant) -> (Lease, u32) {
+  loop {
+    match world.channel().try_recv(&world.pool, who).unwrap() {
+      Received::Lease(lease, length, _) => return (lease, length),
+      Received::Empty => thread::yield_now(),
+      Received::Closed => panic!("closed while a lease was still to come"),
+    }
+  }
+}
+
+#[test]
+fn ring_sender_killed_after_each_step() {
+  // A sender killed after each step of its send, a live sender after it, a receiver. The
+  // receiver gets the live lease (waiting, if the dead cell is in front of it, until the dead
+  // sender is reclaimed), the half-sent lease goes back to the pool, nothing is left in the ring,
+  // and close drains to Closed.
+  for step in [SendStep::Checked, SendStep::Filled, SendStep::Committed] {
+    model(
+      &format!("ring_sender_killed_after_{step:?}"),
+      Some(3),
+      move || {
+        let world = Arc::new(World::new(2, 3, Some(2)));
+        let dead = world.pool.join(1, 1).unwrap();
+        let live = world.pool.join(2, 2).unwrap();
+        let c = world.pool.join(3, 3).unwrap();
+        let a = world.pool.try_acquire(dead).unwrap().unwrap();
+        let b = world.pool.try_acquire(live).unwrap().unwrap();
+
+        // The killed sender, then (any time later: loom may preempt right there) whoever finds
+        // it dead and reclaims it.
+        let w = world.clone();
+        let reclaimer = thread::spawn(move || {
+          w.gain(a.slot, dead, 7);
+          w.give_up(a.slot, dead);
+          assert!(w
+            .channel()
+            .send_and_stop(&w.pool, dead, a, 1, step)
+            .unwrap());
+          w.pool.reclaim(dead).unwrap().0
+        });
+        let w = world.clone();
+        let sender = thread::spawn(move || {
+          w.gain(b.slot, live, 9);
+          w.give_up(b.slot, live);
+          loop {
+            match w.channel().try_send(&w.pool, live, b, 2).unwrap() {
+              Sent::Sent(_) => break,
+              Sent::Full => thread::yield_now(),
+            }
+          }
+        });
+
+        assert_eq!(recv_one(&world, c), (b, 2));
+        world.gain_checked(b.slot, c, 9);
+        sender.join().unwrap();
+        assert_eq!(
+          reclaimer.join().unwrap(),
+          1,
+          "the half-sent lease is reclaimed"
+        );
+        world.give_up(b.slot, c);
+        let _ = world.pool.release(c, b).unwrap();
+        assert_eq!(
+          world.channel().try_recv(&world.pool, c).unwrap(),
+          Received::Empty,
+          "the dead sender's cell is stepped over, never delivered"
+        );
+        world.channel().close().unwrap();
+        assert_eq!(
+          world.channel().try_recv(&world.pool, c).unwrap(),
+          Received::Closed
+        );
+        world.assert_quiescent();
+      },
+    );
+  }
+}
+
+#[test]
+fn ring_receiver_killed_after_each_step() {
+  // Two leases queued; a receiver killed after each step of its receive, a live receiver. The
+  // lease the dead one took is its own (and reclaimed with it); the live receiver gets the other
+  // one (in order, if it gets both), waiting if the dead receiver's cell is in front of it;
+  // nothing is delivered twice and the ring ends empty and closes.
+  for step in [RecvStep::Took, RecvStep::Cleared] {
+    model(
+      &format!("ring_receiver_killed_after_{step:?}"),
+      Some(3),
+      move || {
+        let world = Arc::new(World::new(2, 3, Some(2)));
+        let p = world.pool.join(1, 1).unwrap();
+        let dead = world.pool.join(2, 2).unwrap();
+        let c = world.pool.join(3, 3).unwrap();
+        let leases = [
+          world.pool.try_acquire(p).unwrap().unwrap(),
+          world.pool.try_acquire(p).unwrap().unwrap(),
+        ];
+        for (i, lease) in leases.iter().enumerate() {
+          assert!(matches!(
+            world
+              .channel()
+              .try_send(&world.pool, p, *lease, i as u32)
+              .unwrap(),
+            Sent::Sent(_)
+          ));
+        }
+        let done = Arc::new(loom::sync::atomic::AtomicU32::new(0));
+
+        // The killed receiver, then whoever finds it dead and reclaims it.
+        let w = world.clone();
+        let finished = done.clone();
+        let reclaimer = thread::spawn(move || {
+          let took = w.channel().recv_and_stop(&w.pool, dead, step).unwrap();
+          let (reclaimed, _) = w.pool.reclaim(dead).unwrap();
+          assert_eq!(
+            reclaimed, took as u32,
+            "what the dead receiver took is reclaimed"
+          );
+          // 1: the dead receiver took nothing, 2: it took one.
+          finished.store(1 + took as u32, loom::sync::atomic::Ordering::SeqCst);
+        });
+
+        let mut got = Vec::new();
+        loop {
+          match world.channel().try_recv(&world.pool, c).unwrap() {
+            Received::Lease(lease, length, _) => {
+              got.push((lease, length));
+            }
+            Received::Empty => {
+              let done = done.load(loom::sync::atomic::Ordering::SeqCst);
+              if done != 0 && got.len() as u32 + done - 1 == 2 {
+                break;
+              }
+              thread::yield_now();
+            }
+            Received::Closed => panic!("not closed"),
+          }
+        }
+        reclaimer.join().unwrap();
+        let dead_took = done.load(loom::sync::atomic::Ordering::SeqCst) == 2;
+        let expected: Vec<(Lease, u32)> = leases
+          .iter()
+          .enumerate()
+          .map(|(i, l)| (*l, i as u32))
+          .filter(|(l, _)| !dead_took || world.pool.slot_state(l.slot).unwrap().owner == c.0 + 1)
+          .collect();
+        assert_eq!(got, expected, "the rest, each once, in order");
+        for (lease, _) in got {
+          let _ = world.pool.release(c, lease).unwrap();
+        }
+        assert_eq!(
+          world.channel().try_recv(&world.pool, c).unwrap(),
+          Received::Empty
+        );
+        world.channel().close().unwrap();
+        assert_eq!(
+          world.channel().try_recv(&world.pool, c).unwrap(),
+          Received::Closed
+        );
+        world.assert_quiescent();
+      },
+    );
+  }
+}
+
+#[test]
+fn close_races_a_send_behind_a_killed_sender() {
+  // A sender killed after filling (or committing) its cell, a live sender, a closer and a
+  // receiver. "Sent before close" stays exact: the live lease is received before Closed if and
+  // only if its send succeeded (else it is still its sender's); the dead sender's lease goes back
+  // to the pool; the receiver reaches Closed.
+  for step in [SendStep::Filled, SendStep::Committed] {
+    model(
+      &format!("close_races_a_send_behind_a_sender_killed_after_{step:?}"),
+      Some(2),
+      move || {
+        let world = Arc::new(World::new(2, 3, Some(2)));
+        let dead = world.pool.join(1, 1).unwrap();
+        let live = world.pool.join(2, 2).unwrap();
+        let c = world.pool.join(3, 3).unwrap();
+        let a = world.pool.try_acquire(dead).unwrap().unwrap();
+        let b = world.pool.try_acquire(live).unwrap().unwrap();
+
+        // The killed sender (it may find the channel closed already; then it stops there), then
+        // whoever finds it dead and reclaims it.
+        let w = world.clone();
+        let reclaimer = thread::spawn(move || {
+          let _ = w.channel().send_and_stop(&w.pool, dead, a, 1, step);
+          w.pool.reclaim(dead).unwrap().0
+        });
+        let w = world.clone();
+        let sender = thread::spawn(move || match w.channel().try_send(&w.pool, live, b, 2) {
+          Ok(Sent::Sent(_)) => true,
+          Ok(Sent::Full) => panic!("a ring of two cannot be full here"),
+          Err(Error::Closed) => {
+            assert_eq!(
+              w.pool.slot_state(b.slot).unwrap(),
+              SlotWord::new(b.generation, live.0 + 1, SlotState::Leased),
+              "a refused send leaves the lease with its sender"
+            );
+            let _ = w.pool.release(live, b).unwrap();
+            false
+          }
+          Err(e) => panic!("send: {e:?}"),
+        });
+        let w = world.clone();
+        let closer = thread::spawn(move || assert!(w.channel().close().unwrap()));
+
+        let mut got = None;
+        loop {
+          match world.channel().try_recv(&world.pool, c).unwrap() {
+            Received::Lease(lease, length, _) => {
+              assert!(got.is_none(), "received twice");
+              assert_eq!((lease, length), (b, 2));
+              got = Some(lease);
+            }
+            Received::Empty => thread::yield_now(),
+            Received::Closed => break,
+          }
+        }
+        let sent = sender.join().unwrap();
+        closer.join().unwrap();
+        assert_eq!(reclaimer.join().unwrap(), 1);
+        assert_eq!(sent, got.is_some(), "sent = {sent}, received = {got:?}");
+        if let Some(lease) = got {
+          let _ = world.pool.release(c, lease).unwrap();
+        }
+        assert_eq!(
+          world.channel().try_recv(&world.pool, c).unwrap(),
+          Received::Closed
+        );
+        world.assert_quiescent();
+      },
+    );
+  }
+}
+
+#[test]
+fn a_delayed_receiver_cannot_take_a_later_sending_of_the_same_lease() {
+  // A lease keeps its generation through a channel, so the same (slot, generation) can be queued
+  // again, at a later position, by whoever received it. Two receivers each receive once and send
+  // the lease on: a receiver delayed between reading "queued" and taking the slot must not take
+  // the later sending through the earlier cell (which would leave that later cell looking like a
+  // receive in progress). Afterwards exactly one sending is queued, and then nothing.
+  model(
+    "a_delayed_receiver_cannot_take_a_later_sending_of_the_same_lease",
+    Some(3),
+    || {
+      let world = Arc::new(World::new(1, 3, Some(2)));
+      let p = world.pool.join(1, 1).unwrap();
+      let a = world.pool.join(2, 2).unwrap();
+      let b = world.pool.join(3, 3).unwrap();
+      let lease = world.pool.try_acquire(p).unwrap().unwrap();
+      let _ = world.channel().try_send(&world.pool, p, lease, 1).unwrap();
+      let forward = move |w: &World, me: Participant| {
+        let (got, length) = recv_one(w, me);
+        assert_eq!((got, length), (lease, 1));
+        loop {
+          match w.channel().try_send(&w.pool, me, got, 1).unwrap() {
+            Sent::Sent(_) => break,
+            Sent::Full => thread::yield_now(),
+          }
+        }
+      };
+      let w = world.clone();
+      let h = thread::spawn(move || forward(&w, b));
+      forward(&world, a);
+      h.join().unwrap();
+      let cs = world.channel().stats().unwrap();
+      assert_eq!((cs.sent, cs.received, cs.queued), (3, 2, 1), "{cs:?}");
+      assert_eq!(recv_one(&world, p), (lease, 1));
+      assert_eq!(world.channel().stats().unwrap().queued, 0);
+      assert_eq!(
+        world.channel().try_recv(&world.pool, p).unwrap(),
+        Received::Empty
+      );
+      let _ = world.pool.release(p, lease).unwrap();
+      world.assert_quiescent();
+    },
+  );
+}
