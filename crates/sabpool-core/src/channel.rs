@@ -575,7 +575,9 @@ impl<M: Memory> Channel<M> {
               SlotState::Invalid(_) => Some(Error::Corrupt(
                 "a ring entry names a slot in no valid state",
               )),
-              SlotState::Free if newer == 0 => None,
+              // Being returned to the pool (a release, or the reclaim of a dead sender or
+              // receiver): it will never be delivered from this cell, so the entry is stale.
+              SlotState::Free | SlotState::Releasing if newer == 0 => None,
               _ if newer > 0 => None,
               _ => Some(Error::Corrupt(
                 "a ring entry names a slot that is not queued",
