@@ -36,7 +36,7 @@
 //   - the spare pool's name can be created again (a stale file is replaced) and works.
 // It prints the seed, what ran, and every violation (the first one first); exit code 1 on any.
 //
-// `runFaults(options)` is the same run as a function (used by __test__/faults.pending.js).
+// `runFaults(options)` is the same run as a function (used by __test__/faults.test.js).
 
 const fs = require('node:fs')
 const os = require('node:os')

@@ -5,9 +5,8 @@
 // slot must be free exactly once, every channel must accept and deliver 2 × capacity leases, and
 // close() must drain to null. See scripts/faults.js for the run and every check.
 //
-// Named .pending.js (not matched by npm test's __test__/*.test.js) until the fixes of issue #12
-// items 3–5 are in: until then the kills lose slots and wedge rings, and this test fails. Run it
-// with `node --test __test__/faults.pending.js`; SABPOOL_FAULT_SEED=<n> replays a plan.
+// `npm run stress -- --kill` is the long run (1 000 kills). SABPOOL_FAULT_SEED=<n> replays a
+// plan (the kill moments, not the exact interleavings).
 
 const { describe, it } = require('node:test')
 const assert = require('node:assert/strict')
