@@ -185,6 +185,42 @@ fn a_sender_killed_after_any_step_loses_nothing_and_blocks_no_one() {
 }
 
 #[test]
+fn a_half_sent_slot_caught_mid_reclaim_is_stepped_over_not_reported_corrupt() {
+  // A sender dies after committing its cell; the process reclaiming it is itself stopped after
+  // marking the slot Releasing (the first step of returning it to the pool). A receiver reaching
+  // the cell then must treat it as stale, and the reclaim must still finish.
+  let mut ring = Ring::new(8, 4);
+  let me = ring.me;
+  let (dead, dead_token) = ring.join();
+  let (reclaimer, reclaimer_token) = ring.join();
+  let half_sent = ring.acquire(dead);
+  assert!(ring
+    .channel
+    .send_and_stop(&ring.pool, dead, half_sent, 5, SendStep::Committed)
+    .unwrap());
+  let next = ring.acquire(me);
+  ring.send(me, next, 2);
+  assert_eq!(
+    ring.recv(),
+    Received::Empty,
+    "the dead send might still be in progress"
+  );
+  let releasing = SlotWord::new(half_sent.generation, reclaimer.0 + 1, SlotState::Releasing);
+  write64(
+    ring.pool.memory(),
+    ring.pool.layout().meta(half_sent.slot) + layout::META_WORD,
+    releasing.pack(),
+  );
+  assert_eq!(ring.recv_lease(), (next, 2));
+  // The stopped reclaimer's own teardown finishes the release; the dead sender has nothing left.
+  assert_eq!(ring.bury(reclaimer, reclaimer_token), 1);
+  assert_eq!(ring.bury(dead, dead_token), 0);
+  let _ = ring.pool.release(me, next).unwrap();
+  ring.assert_recovered();
+  ring.assert_closes();
+}
+
+#[test]
 fn a_sender_killed_after_any_step_then_close_still_drains_to_closed() {
   for offset in 0..5 {
     for step in SEND_STEPS {
