@@ -177,7 +177,7 @@ export interface ReuseOptions {
    * new slot instead of allocating a new Lease: hot loops that pass it allocate nothing per
    * message. Any other reference to that object now refers to the new slot, so only pass leases
    * you are done with. `ERR_SABPOOL_LEASE_IN_USE` if it is still owned, or reserved: a call that
-   * waits (`recv`, `recvSync`, `acquireSync`) reserves it until it settles.
+   * waits (`recv`, `recvSync`, `acquire`, `acquireSync`) reserves it until it settles.
    */
   reuse?: Lease
 }
@@ -303,7 +303,7 @@ export declare class SharedPool {
   /** A free slot, or null when every slot is in use. Lock-free; never waits. */
   tryAcquire(options?: ReuseOptions): Lease | null
   /** Waits for a free slot without blocking the event loop. */
-  acquire(options?: WaitOptions): Promise<Lease>
+  acquire(options?: WaitOptions & ReuseOptions): Promise<Lease>
   /** Waits for a free slot, blocking the thread (meant for workers). */
   acquireSync(options?: BlockingWaitOptions & ReuseOptions): Lease
   /**

@@ -1021,6 +1021,31 @@ describe('reuse: re-arming a lease object that is no longer owned', () => {
     assert.equal(pool.stats().inUse, 0)
   })
 
+  it('acquire({ reuse }) re-arms a released lease, also after waiting, and reserves it while pending', async () => {
+    const pool = new SharedPool({ slotSize: 32, slots: 1 })
+    const first = await pool.acquire()
+    first.release()
+    const again = await pool.acquire({ reuse: first })
+    assert.equal(again, first, 'a free slot: the same object comes back at once')
+    const spare = pool.tryAcquire() // none left: null
+    assert.equal(spare, null)
+    const carrier = pool.tryAcquire({ reuse: null })
+    assert.equal(carrier, null)
+    // Wait with a lease object that is no longer owned: it is reserved until the wait settles.
+    const done = again.handoff() // again is no longer owned; the ticket keeps the slot in flight
+    const pending = pool.acquire({ reuse: again, timeout: 5000 })
+    assert.throws(() => pool.tryAcquire({ reuse: again }), { code: 'ERR_SABPOOL_LEASE_IN_USE' })
+    await assert.rejects(pool.acquire({ reuse: again }), { code: 'ERR_SABPOOL_LEASE_IN_USE' })
+    pool.adopt(done).release()
+    const got = await pending
+    assert.equal(got, again, 'the waiting acquire re-armed the reserved object')
+    assert.equal(got.owned, true)
+    await assert.rejects(pool.acquire({ reuse: got }), { code: 'ERR_SABPOOL_LEASE_IN_USE' })
+    await assert.rejects(pool.acquire({ reuse: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+    got.release()
+    assert.equal(pool.stats().inUse, 0)
+  })
+
   it('refuses a lease that is still owned, before taking any slot', () => {
     const pool = new SharedPool({ slotSize: 32, slots: 2 })
     const held = pool.tryAcquire()

@@ -267,18 +267,25 @@ class SharedPool {
 
   /**
    * Waits for a free slot without blocking the event loop.
-   * @param {{ timeout?: number, signal?: AbortSignal }} [options]
+   * @param {{ timeout?: number, signal?: AbortSignal, reuse?: Lease }} [options] `reuse`: re-arm
+   *   this no-longer-owned Lease object instead of allocating a new one; reserved until the call
+   *   settles
    */
   async acquire(options) {
     if (!isPool(this)) throw invalidThis('SharedPool', 'acquire', this)
     options = checkOptionsObject('options', options)
-    const timeout = checkTimeout(options.timeout)
-    const signal = checkSignal(options.signal)
+    // Every option is read before any is checked (see Channel#recv).
+    const timeoutOption = options.timeout
+    const signalOption = options.signal
+    const reuseOption = options.reuse
+    const timeout = checkTimeout(timeoutOption)
+    const signal = checkSignal(signalOption)
+    const reuse = checkReuse(reuseOption)
     if (signal !== undefined && signal.aborted) throw abortError(signal.target)
     const state = this.#state
-    const lease = state.tryAcquire()
+    const lease = state.tryAcquire(reuse)
     if (lease !== undefined) return lease
-    return parkAsync(state.freeSite, () => state.tryAcquire(), timeout, signal, 'acquire')
+    return reserved(reuse, () => parkAsync(state.freeSite, () => state.tryAcquire(reuse), timeout, signal, 'acquire'))
   }
 
   /**
