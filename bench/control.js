@@ -2,8 +2,9 @@
 // The control protocol between the bench and the side that hosts a mechanism's `worker` part (a
 // worker thread, worker.js, or a forked child, proc-child.js). Requests { cmd, arg }, one reply
 // each, in order: setup → { ok }, phase → { ready } (a mechanism with a blocking loop then runs it
-// and replies { done } when the end-of-phase message arrives), teardown → { mismatches }. A
-// failure is replied as { error, stack } after unblocking the bench side.
+// and replies { done } when the end-of-phase message arrives), report → { report } (what the
+// mechanism's report(w) returns: counts and CPU time of the phase just ended), teardown →
+// { mismatches }. A failure is replied as { error, stack } after unblocking the bench side.
 // serveMechanism() is the hosting side, ControlHost the bench side (host.js, proc-host.js).
 
 /**
@@ -31,11 +32,16 @@ function serveMechanism(mechanism, port, reply) {
           case 'phase':
             w.mode = arg.mode
             w.expect = 0
+            w.arg = arg // the whole request: event-loop mechanisms pass counts and modes in it
+            if (mechanism.begin !== undefined) mechanism.begin(w)
             reply({ ready: true })
             if (mechanism.run !== undefined) {
               mechanism.run(w)
               reply({ done: true })
             }
+            break
+          case 'report':
+            reply({ report: mechanism.report(w) })
             break
           case 'teardown': {
             const mismatches = w.mismatches

@@ -14,7 +14,9 @@
 //   streamDrain(st)     sync mechanisms: block until the worker has consumed everything
 //   teardown(st)
 // Worker side (`worker`): setup(init, port) → w; onMessage(w, msg) (async) or run(w) (sync, a
-// blocking loop until the end-of-phase message; w.mode says echo or sink); abort(w); teardown(w).
+// blocking loop until the end-of-phase message; w.mode says echo or sink, w.arg is the whole phase
+// request); abort(w); teardown(w); optionally begin(w) (at each phase start) and report(w) (what the
+// control 'report' request returns). The event-loop families (../eventloop/) use the same shape.
 // Functions never use `this`, so the harness may call them unbound.
 //
 // PROCESS_MECHANISMS (`--processes`) have the same shape; their `worker` side runs in a
