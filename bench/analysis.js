@@ -31,29 +31,36 @@ function addRatios(cells) {
  * Break-even compute time per task, per payload size. Offloading a task pays when
  *   compute > startup / tasks + 2 × transfer
  * with transfer = one-way cost = round trip / 2 (so 2 × transfer = the measured round trip, which
- * moves the input there and a same-size result back, wake-ups included).
+ * moves the input there and a same-size result back, wake-ups included). The service case comes
+ * from the service rows (main thread `await recv()`, never blocking; postMessage clone awaited the
+ * same way, or the pipeline clone row when the service family did not run); "idle" is the larger of
+ * the hot and the idle round trip. `pipeline` is the worker-to-worker case (main in recvSync).
  */
-function breakEven(cells, parked, coldStart, sizes, tasks, threshold) {
-  const parkedChannel = parked.find((p) => p.mechanism === 'channel')
+function breakEven(cells, service, coldStart, sizes, tasks, threshold) {
   const rows = []
   for (const size of sizes) {
+    const row = (id) => service.find((c) => c.mechanism === id && c.size === size)
+    const sab = row('service-await')
+    const svcClone = row('service-clone')
     const clone = cellOf(cells, 'clone-bytes', size)
     const graph = cellOf(cells, 'clone-matrix', size)
-    const channel = cellOf(cells, 'channel', size)
-    if (!clone || !channel) continue
+    const pipeline = cellOf(cells, 'channel', size)
+    const cloneRt = svcClone !== undefined ? svcClone.hot.rt.p50 : clone?.rt.p50
+    if (sab === undefined || cloneRt === undefined) continue
     const plain = coldStart.plain.p50
-    const sab = coldStart.sabpool.p50
-    const idleRt = parkedChannel ? Math.max(channel.rt.p50, parkedChannel.parked.rt.p50) : channel.rt.p50
+    const sabStart = coldStart.sabpool.p50
     const entry = (startup, rt) => ({ roundTrip: rt, transfer: rt / 2, reused: startup / tasks + rt, oneShot: startup + rt })
     rows.push({
       size,
       tasks,
-      contended: [clone, graph, channel, parkedChannel].some((x) => x !== undefined && noisy(x, threshold)),
-      startup: { plain, sabpool: sab },
-      clone: entry(plain, clone.rt.p50),
+      contended: [sab, svcClone ?? clone, graph, pipeline].some((x) => x !== undefined && noisy(x, threshold)),
+      startup: { plain, sabpool: sabStart },
+      clone: entry(plain, cloneRt),
+      cloneIdle: svcClone === undefined ? null : entry(plain, Math.max(svcClone.hot.rt.p50, svcClone.idle.rt.p50)),
       graph: graph ? entry(plain, graph.rt.p50) : null,
-      sabpoolBusy: entry(sab, channel.rt.p50),
-      sabpoolIdle: entry(sab, idleRt),
+      serviceBusy: entry(sabStart, sab.hot.rt.p50),
+      serviceIdle: entry(sabStart, Math.max(sab.hot.rt.p50, sab.idle.rt.p50)),
+      pipeline: pipeline ? entry(sabStart, pipeline.rt.p50) : null,
     })
   }
   return rows
@@ -64,69 +71,118 @@ function noisy(x, threshold) {
   return x.cpu !== undefined && x.cpu.othersCores !== null && x.cpu.othersCores > threshold
 }
 
+const PASSES = {
+  '≤': (v, goal) => v <= goal,
+  '<': (v, goal) => v < goal,
+  '≥': (v, goal) => v >= goal,
+}
+
 /**
- * The project's targets, each with what this run measured (informative, never asserted). Timing
- * targets that look at several sizes use only the cells that ran without CPU contention when
- * there are any; `contended` says that a number still depends on a contended cell.
+ * The project's targets, each { name, measured, op, goal, unit, pass, noisy } with what this run
+ * measured (informative, never asserted). A target over several cells (sizes, consumer counts)
+ * takes the worst of them, using only the cells that ran without CPU contention when there are
+ * any; `noisy` says that the number still depends on a contended cell.
  */
-function targets(cells, parked, sizes, threshold) {
+function targets(cells, parked, sizes, threshold, eventLoop = {}, coldStart = null) {
   const out = []
-  const isNoisy = (...xs) => xs.some((x) => x !== undefined && noisy(x, threshold))
-  const add = (name, measured, met, note, contended) => out.push({ name, measured, met, note, contended })
-  /** The cells of `m` (filtered by `keep`), without contended ones if any are clean. */
-  const pick = (m, keep = () => true) => {
-    const all = cells.filter((c) => c.mechanism === m && keep(c))
-    const clean = all.filter((c) => !noisy(c, threshold))
-    return clean.length > 0 ? { list: clean, contended: false } : { list: all, contended: all.length > 0 }
+  const isNoisy = (...xs) => xs.some((x) => x !== undefined && x !== null && noisy(x, threshold))
+  const add = (name, measured, op, goal, unit, contended) => {
+    if (typeof measured !== 'number' || Number.isNaN(measured)) return
+    out.push({ name, measured, op, goal, unit, pass: PASSES[op](measured, goal), noisy: contended })
+  }
+  /** The worst `v` of `items` ({ v, using: cells }) for a goal `op`, clean items first. */
+  const addWorst = (name, items, op, goal, unit) => {
+    const valid = items.filter((x) => typeof x.v === 'number' && Number.isFinite(x.v))
+    if (valid.length === 0) return
+    const clean = valid.filter((x) => !isNoisy(...x.using))
+    const use = clean.length > 0 ? clean : valid
+    const vs = use.map((x) => x.v)
+    add(name, op === '≥' ? Math.min(...vs) : Math.max(...vs), op, goal, unit, clean.length === 0)
   }
   const small = sizes[0]
   const big = sizes.filter((s) => s <= 16 << 20).pop() ?? sizes[sizes.length - 1]
-  const bigName = `${big >= 1 << 20 ? `${big / (1 << 20)} MiB` : `${big / 1024} KiB`}`
+  const sizeName = (b) => (b >= 1 << 20 ? `${b / (1 << 20)} MiB` : `${b / 1024} KiB`)
+  const bigName = sizeName(big)
 
+  // ---- pipeline of workers (main thread in recvSync for the sabpool channel rows) -------------
   for (const m of ['channel', 'channel-spin', 'ticket']) {
     const a = cellOf(cells, m, small)
     const b = cellOf(cells, m, big)
-    if (a && b && big !== small) {
-      const r = b.rt.p50 / a.rt.p50
-      add(`${m}: round trip O(1) in size (${bigName} ≤ 1.2 × smallest)`, r, r <= 1.2, 'ratio', isNoisy(a, b))
-    }
+    if (a && b && big !== small) add(`${m}: round trip O(1) in size (${bigName} ≤ 1.2 × smallest)`, b.rt.p50 / a.rt.p50, '≤', 1.2, 'ratio', isNoisy(a, b))
   }
   const ch = cellOf(cells, 'channel', big)
   if (ch && ch.ratios) {
     const refs = ['clone-bytes', 'clone-matrix', 'clone-objects'].map((m) => cellOf(cells, m, big))
-    if (ch.ratios.vsClone !== null) add(`channel at ${bigName}: ≥ 30× faster than Uint8Array clone`, ch.ratios.vsClone, ch.ratios.vsClone >= 30, 'times', isNoisy(ch, refs[0]))
-    if (ch.ratios.vsGraph !== null) add(`channel at ${bigName}: ≥ 5000× faster than object-graph clone`, ch.ratios.vsGraph, ch.ratios.vsGraph >= 5000, 'times', isNoisy(ch, refs[1], refs[2]))
+    if (ch.ratios.vsClone !== null) add(`channel at ${bigName}: faster than Uint8Array clone`, ch.ratios.vsClone, '≥', 30, 'times', isNoisy(ch, refs[0]))
+    if (ch.ratios.vsGraph !== null) add(`channel at ${bigName}: faster than object-graph clone`, ch.ratios.vsGraph, '≥', 5000, 'times', isNoisy(ch, refs[1], refs[2]))
   }
   for (const m of ['channel', 'channel-spin']) {
-    // Both sides of the ratio must be uncontended for a size to count.
-    const all = cells.filter((c) => c.mechanism === m && c.ratios && c.ratios.vsFloor !== null)
-    const clean = all.filter((c) => !isNoisy(c, cellOf(cells, 'ring', c.size)))
-    const use = clean.length > 0 ? clean : all
-    if (use.length) {
-      const worst = Math.max(...use.map((c) => c.ratios.vsFloor))
-      add(`${m}: round trip within 2× of the hand-rolled floor (worst size)`, worst, worst <= 2, 'floor', clean.length === 0)
-    }
+    const items = cells.filter((c) => c.mechanism === m && c.ratios && c.ratios.vsFloor !== null)
+      .map((c) => ({ v: c.ratios.vsFloor, using: [c, cellOf(cells, 'ring', c.size)] }))
+    addWorst(`${m}: all-sync round trip / hand-rolled ring (worst size)`, items, '≤', 1.25, 'floor')
   }
   for (const m of ['channel', 'channel-spin']) {
-    const { list, contended } = pick(m)
-    if (list.length) {
-      const slowest = Math.min(...list.map((c) => c.throughput.msgsPerSec.p50))
-      add(`${m}: streaming ≥ 3 M handoffs/s (slowest size)`, slowest, slowest >= 3e6, 'rate', contended)
-    }
+    const items = cells.filter((c) => c.mechanism === m).map((c) => ({ v: c.throughput.msgsPerSec.p50, using: [c] }))
+    addWorst(`${m}: streaming handoffs/s (slowest size)`, items, '≥', 3e6, 'rate')
   }
   for (const m of ['channel', 'channel-spin']) {
-    const { list, contended } = pick(m)
-    if (list.length) {
-      const worst = Math.max(...list.map((c) => c.send.p50))
-      add(`${m}: sender blocked ≤ 1 µs median (worst size)`, worst, worst <= 1000, 'ns', contended)
-    }
+    const items = cells.filter((c) => c.mechanism === m).map((c) => ({ v: c.send.p50, using: [c] }))
+    addWorst(`${m}: sender blocked, median (worst size)`, items, '≤', 1000, 'ns')
   }
   const pc = parked.find((p) => p.mechanism === 'channel')
   const pt = parked.find((p) => p.mechanism === 'tiny')
-  if (pc && pt) add('parked channel round trip ≤ parked tiny postMessage round trip', pc.parked.rt.p50 / pt.parked.rt.p50, pc.parked.rt.p50 <= pt.parked.rt.p50, 'ratio', isNoisy(pc, pt))
+  if (pc && pt) add('wake-up rows: parked channel round trip / parked tiny postMessage', pc.parked.rt.p50 / pt.parked.rt.p50, '≤', 1, 'ratio', isNoisy(pc, pt))
   for (const m of ['channel', 'channel-spin', 'ticket']) {
     const heaps = cells.filter((c) => c.mechanism === m).map((c) => c.heap.bytesPerRoundTrip)
-    if (heaps.length) add(`${m}: zero JS heap bytes per handoff (worst size, B per round trip = 2 handoffs)`, Math.max(...heaps), Math.max(...heaps) < 1, 'bytes', false)
+    if (heaps.length) add(`${m}: JS heap bytes per round trip (2 handoffs; worst size)`, Math.max(...heaps), '<', 1, 'bytes', false)
+  }
+
+  // ---- service round trip ----------------------------------------------------------------------
+  const service = eventLoop.service?.cells ?? []
+  const svc = (id, key) => service.filter((c) => c.mechanism === id).map((c) => ({ v: c.ratios[key], using: [c] }))
+  addWorst('service: await recv() round trip p50 / all-sync channel round trip (worst size)', svc('service-await', 'vsSync'), '≤', 2, 'ratio')
+  addWorst("service: await recv() round trip p50 / postMessage's (faster of transfer, clone; worst size)", svc('service-await', 'vsPostMessage'), '≤', 0.2, 'ratio')
+  addWorst("service: await recv() round trip p99 / postMessage's p50 (worst size)", svc('service-await', 'p99VsPostMessageP50'), '≤', 1, 'ratio')
+  addWorst("service, worker idle: await recv() round trip / postMessage's idle round trip (worst size)", svc('service-await', 'idleVsPostMessage'), '≤', 1, 'ratio')
+  addWorst("service, worker idle: main in recvSync round trip / postMessage's idle round trip (worst size)", svc('service-sync', 'idleVsPostMessage'), '≤', 1, 'ratio')
+
+  // ---- wake-up cost to the notifier ------------------------------------------------------------
+  const notify = eventLoop.notify?.rows ?? []
+  const pmSend = notify.find((r) => r.mechanism === 'notify-postMessage')
+  for (const [id, what] of [['notify-trySend', 'trySend, receivers parked'], ['notify-release', 'release, acquirers parked']]) {
+    const r = notify.find((x) => x.mechanism === id)
+    if (r === undefined) continue
+    const one = r.waiters[1].p50
+    const two = r.waiters[2].p50
+    if (pmSend !== undefined) add(`notifier: ${what} (worst of 1 and 2) / a postMessage send`, Math.max(one, two) / pmSend.waiters[1].p50, '≤', 1, 'ratio', isNoisy(r, pmSend))
+    add(`notifier: ${what}: 2 parked / 1 parked (≈ 1)`, two / one, '≤', 1.25, 'ratio', isNoisy(r))
+  }
+
+  // ---- fan-out pipeline ------------------------------------------------------------------------
+  for (const c of eventLoop.fanout?.cells ?? []) {
+    if (c.mechanism !== 'fanout-channel' || c.ratios === undefined) continue
+    const peer = eventLoop.fanout.cells.find((x) => x.mechanism === 'fanout-transfer' && x.size === c.size && x.consumers === c.consumers)
+    const where = `fan-out ${sizeName(c.size)} × ${c.consumers} consumers`
+    add(`${where}: MB/s / recycled transfer's`, c.ratios.vsTransfer, '≥', 1, 'ratio', isNoisy(c, peer))
+    add(`${where}: CPU per item (process) / recycled transfer's`, c.ratios.cpuVsTransfer, '<', 1, 'ratio', isNoisy(c, peer))
+  }
+
+  // ---- streaming into the event loop -----------------------------------------------------------
+  const stream = eventLoop.stream?.cells ?? []
+  addWorst('streaming: for await msgs/s / the recvSync figure (worst size)',
+    stream.filter((c) => c.mechanism === 'stream-await').map((c) => ({ v: c.ratios.vsSync, using: [c] })), '≥', 0.8, 'ratio')
+
+  // ---- event-loop blocking: every sabpool call the main thread makes in the event-loop rows -----
+  const calls = [
+    ...service.filter((c) => c.group === 'sabpool' && !c.blocksEventLoop).flatMap((c) => [{ v: c.hot.calls.all.p99, using: [c] }, { v: c.idle.calls.all.p99, using: [c] }]),
+    ...stream.filter((c) => !c.blocksEventLoop).map((c) => ({ v: c.calls.all.p99, using: [c] })),
+    ...(eventLoop.fanout?.cells ?? []).filter((c) => c.group === 'sabpool').map((c) => ({ v: c.calls.all.p99, using: [c] })),
+  ]
+  addWorst('event loop: sabpool call on the main thread, p99 (worst event-loop cell)', calls, '≤', 20000, 'ns')
+
+  // ---- worker cold start -------------------------------------------------------------------------
+  if (coldStart !== null && coldStart.plain && coldStart.sabpool) {
+    add('worker cold start: sabpool (load + attach) p50 − plain p50', coldStart.sabpool.p50 - coldStart.plain.p50, '≤', 1e6, 'ns', false)
   }
   return out
 }

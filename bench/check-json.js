@@ -1,18 +1,82 @@
 #!/usr/bin/env node
 'use strict'
 // Validates a `node bench/index.js --json FILE` report: every (mechanism, size, metric) cell is
-// present and a finite number, and so are the parked, cold-start and break-even numbers, and, for a
+// present and a finite number, and so are the parked, cold-start and break-even numbers, every
+// cell of each event-loop family the run selected (service, stream, fan-out: rows × sizes ×
+// consumer counts; notify: every call × number of waiters), the targets, and, for a
 // `--processes` run, every process (mechanism, size) cell, its ratios and the process parked rows.
 // It never judges timings; it does fail on payload mismatches (a correctness failure, not a timing).
 //
 //   node bench/check-json.js FILE [--all] [--processes]
-//     --all         also require every known mechanism (not just those the run was configured with)
+//     --all         also require every known mechanism and event-loop family (not just those the
+//                   run was configured with)
 //     --processes   require the --processes section (with --all: every process mechanism too)
 // Exit status: 0 valid, 1 invalid (each problem on stderr), 2 usage or unreadable file.
 
 const fs = require('node:fs')
 const { ids, processIds } = require('./mechanisms/index.js')
-const { SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS, getPath } = require('./schema.js')
+const { FAMILIES, FAMILY_IDS } = require('./eventloop/index.js')
+const {
+  SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS,
+  EVENT_LOOP_METRICS, FANOUT_RATIOS, FANOUT_THREAD_CPU, getPath,
+} = require('./schema.js')
+
+const rowIds = (family) => FAMILIES.find((f) => f.id === family).rows.map((r) => r.id)
+
+/** The event-loop families the run selected: returns how many cells and rows were checked. */
+function validateEventLoop(res, all, need, problems) {
+  const families = res.config.families
+  if (!Array.isArray(families)) {
+    problems.push('config.families missing')
+    return 0
+  }
+  if (all) for (const f of FAMILY_IDS) if (!families.includes(f)) problems.push(`event-loop family ${f} was not run (--all)`)
+  const E = res.eventLoop ?? {}
+  const bad = (x) => (x.verify?.main ?? 0) + (x.verify?.worker ?? 0)
+  let checked = 0
+  /** `expected`: [where, find(entry) → bool, extra paths] per cell the family must have. */
+  const check = (family, list, expected) => {
+    for (const [where, match, extra] of expected) {
+      const c = list.find(match)
+      if (c === undefined) {
+        problems.push(`${where}: missing`)
+        continue
+      }
+      for (const path of [...EVENT_LOOP_METRICS[family], ...extra]) need(c, path, where)
+      if (bad(c) > 0) problems.push(`${where}: ${bad(c)} payload mismatches`)
+      checked++
+    }
+  }
+  for (const family of families) {
+    const r = E[family]
+    const list = r?.cells ?? r?.rows
+    if (!Array.isArray(list)) {
+      problems.push(`eventLoop.${family}: section missing`)
+      continue
+    }
+    const expected = []
+    if (family === 'service' || family === 'stream') {
+      for (const id of rowIds(family)) for (const size of res.config.sizes) expected.push([`${family} ${id} @ ${size} B`, (c) => c.mechanism === id && c.size === size, []])
+    } else if (family === 'fanout') {
+      const linux = res.meta?.platform === 'linux'
+      for (const id of rowIds(family)) {
+        for (const size of res.config.fanoutSizes ?? []) {
+          for (const k of res.config.fanoutConsumers ?? []) {
+            const extra = [...(id === 'fanout-channel' ? FANOUT_RATIOS : []), ...(linux ? FANOUT_THREAD_CPU : [])]
+            expected.push([`fanout ${id} @ ${size} B × ${k}`, (c) => c.mechanism === id && c.size === size && c.consumers === k, extra])
+          }
+        }
+      }
+    } else if (family === 'notify') {
+      for (const id of rowIds(family)) {
+        const waiters = id === 'notify-postMessage' ? [1] : [0, 1, 2]
+        expected.push([`notify ${id}`, (c) => c.mechanism === id, waiters.flatMap((k) => [`waiters.${k}.p10`, `waiters.${k}.p50`, `waiters.${k}.p90`])])
+      }
+    }
+    check(family, list, expected)
+  }
+  return checked
+}
 
 /** The `--processes` section: `need(obj, path, where)` records a missing number. */
 function validateProcesses(res, all, need, problems) {
@@ -68,7 +132,8 @@ function validate(res, { all = false, processes = false } = {}) {
   const sizes = res.config?.sizes
   const mechanisms = res.config?.mechanisms
   if (!Array.isArray(sizes) || sizes.length === 0 || !sizes.every(num)) return [...problems, 'config.sizes missing or not numbers']
-  if (!Array.isArray(mechanisms) || mechanisms.length === 0) return [...problems, 'config.mechanisms missing']
+  if (!Array.isArray(mechanisms)) return [...problems, 'config.mechanisms missing']
+  if (mechanisms.length === 0 && !(res.config.families?.length > 0)) return [...problems, 'config.mechanisms and config.families are both empty']
   if (all) for (const id of ids) if (!mechanisms.includes(id)) problems.push(`mechanism ${id} was not run (--all)`)
   if (!Array.isArray(res.cells)) return [...problems, 'cells missing']
 
@@ -101,21 +166,30 @@ function validate(res, { all = false, processes = false } = {}) {
     }
   }
   for (const path of COLD_START_METRICS) need(res.coldStart, path, 'coldStart')
-  if (mechanisms.includes('clone-bytes') && mechanisms.includes('channel')) {
+  const eventLoopCells = validateEventLoop(res, all, need, problems)
+  if (res.config.families?.includes('service')) {
     for (const size of sizes) {
       const b = (res.breakEven ?? []).find((x) => x.size === size)
       if (b === undefined) {
         problems.push(`breakEven @ ${size} B: missing`)
         continue
       }
-      for (const k of ['clone', 'sabpoolBusy', 'sabpoolIdle']) for (const f of ['roundTrip', 'transfer', 'reused', 'oneShot']) need(b, `${k}.${f}`, `breakEven @ ${size} B`)
+      for (const k of ['clone', 'cloneIdle', 'serviceBusy', 'serviceIdle']) for (const f of ['roundTrip', 'transfer', 'reused', 'oneShot']) need(b, `${k}.${f}`, `breakEven @ ${size} B`)
+    }
+  }
+  if (!Array.isArray(res.targets)) problems.push('targets missing')
+  else {
+    for (const [i, t] of res.targets.entries()) {
+      const where = `targets[${i}] (${t?.name})`
+      for (const path of ['measured', 'goal']) need(t, path, where)
+      if (typeof t?.name !== 'string' || !['≤', '<', '≥'].includes(t?.op) || typeof t?.pass !== 'boolean' || typeof t?.noisy !== 'boolean') problems.push(`${where}: needs name, op, pass and noisy`)
     }
   }
   let processCells = 0
   if (res.config.processes) processCells = validateProcesses(res, all, need, problems)
   else if (processes) problems.push('config.processes is not set: the run had no --processes section')
   else if (res.processes != null) problems.push('processes section present but config.processes is not set')
-  return problems.length ? problems : { cells: checked, metrics: CELL_METRICS.length, processCells }
+  return problems.length ? problems : { cells: checked, metrics: CELL_METRICS.length, eventLoopCells, processCells }
 }
 
 function main(argv) {
@@ -140,7 +214,7 @@ function main(argv) {
     return 1
   }
   const procs = out.processCells > 0 ? `, ${out.processCells} process cells` : ''
-  process.stdout.write(`${files[0]}: ok (${out.cells} cells × ${out.metrics} metrics${procs}, plus parked, cold start, break-even)\n`)
+  process.stdout.write(`${files[0]}: ok (${out.cells} cells × ${out.metrics} metrics, ${out.eventLoopCells} event-loop cells${procs}, plus parked, cold start, break-even, targets)\n`)
   return 0
 }
 

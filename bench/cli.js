@@ -2,6 +2,7 @@
 // Command line: presets and option parsing.
 
 const { ids, processIds } = require('./mechanisms/index.js')
+const { FAMILY_IDS } = require('./eventloop/index.js')
 
 const USAGE = `usage: node bench/index.js [options]
 
@@ -10,6 +11,7 @@ const USAGE = `usage: node bench/index.js [options]
   --sizes LIST       payload sizes, e.g. 1k,64k,1m,16m (suffixes k, m, g = KiB, MiB, GiB; bytes otherwise)
   --only LIST        mechanisms: ${ids.join(', ')}
                      (a prefix selects a family: clone, channel; also: sabpool, floor, postMessage)
+                     and event-loop families: ${FAMILY_IDS.join(', ')} (all four: eventloop)
   --processes        also measure across processes: the bench process and a child_process.fork()ed
                      child (a fresh one per cell), same sizes: sabpool file-backed Channel
                      (SharedPool.create / open, futex waits), process.send() JSON (base64 string),
@@ -41,6 +43,19 @@ const PRESETS = {
     pauseMs: 5,
     coldStartRepeats: 7,
     amortiseTasks: 1000,
+    // event-loop families (eventloop/)
+    serviceBlocks: 5, // hot round trips: blocks per row, rotating through the rows
+    idleIters: 100, // idle round trips per row and size
+    streamWarmCount: 20000, // messages of the calibration window (and the fewest per window)
+    streamMaxCount: 2000000,
+    fanoutSizes: [64 * 1024, 1024 * 1024],
+    fanoutConsumers: [2, 4],
+    fanoutSlots: 16,
+    fanoutBytes: 256 * 1024 * 1024, // payload moved per cell, over fanoutRepeats windows
+    fanoutRepeats: 4,
+    notifyIters: 200, // samples per call and number of waiters
+    notifyRounds: 4,
+    notifySettleMs: 1,
   },
   quick: {
     sizes: [KIB, MIB],
@@ -56,6 +71,18 @@ const PRESETS = {
     pauseMs: 5,
     coldStartRepeats: 3,
     amortiseTasks: 1000,
+    serviceBlocks: 3,
+    idleIters: 20,
+    streamWarmCount: 2000,
+    streamMaxCount: 200000,
+    fanoutSizes: [64 * 1024, 1024 * 1024],
+    fanoutConsumers: [2, 4],
+    fanoutSlots: 16,
+    fanoutBytes: 32 * 1024 * 1024,
+    fanoutRepeats: 2,
+    notifyIters: 20,
+    notifyRounds: 2,
+    notifySettleMs: 1,
   },
 }
 
@@ -75,17 +102,23 @@ const ALIASES = {
   postmessage: ['clone-bytes', 'clone-matrix', 'clone-objects', 'transfer'],
 }
 
+/** `--only` → { mechanisms, families }, each in report order. */
 function parseOnly(text) {
   const chosen = new Set()
+  const families = new Set()
   for (const raw of text.split(',')) {
     const name = raw.trim().toLowerCase()
     if (name === '') continue
+    if (name === 'eventloop' || FAMILY_IDS.includes(name)) {
+      for (const f of name === 'eventloop' ? FAMILY_IDS : [name]) families.add(f)
+      continue
+    }
     const hits = ALIASES[name] ?? ids.filter((id) => id === name || id.startsWith(`${name}-`))
-    if (hits.length === 0) throw new Error(`unknown mechanism ${JSON.stringify(raw)}; known: ${ids.join(', ')}`)
+    if (hits.length === 0) throw new Error(`unknown mechanism ${JSON.stringify(raw)}; known: ${ids.join(', ')}; families: ${FAMILY_IDS.join(', ')}, eventloop`)
     for (const id of hits) chosen.add(id)
   }
-  if (chosen.size === 0) throw new Error('--only needs at least one mechanism')
-  return ids.filter((id) => chosen.has(id)) // report order
+  if (chosen.size === 0 && families.size === 0) throw new Error('--only needs at least one mechanism or family')
+  return { mechanisms: ids.filter((id) => chosen.has(id)), families: FAMILY_IDS.filter((f) => families.has(f)) }
 }
 
 function parseArgs(argv) {
@@ -121,7 +154,8 @@ function configure(opts) {
   const preset = opts.quick ? 'quick' : opts.full ? 'full' : 'default'
   const cfg = { preset, ...(opts.quick ? PRESETS.quick : PRESETS.default) }
   cfg.sizes = opts.sizes ?? (opts.full ? [...cfg.sizes, 64 * MIB] : cfg.sizes)
-  cfg.mechanisms = opts.only ?? ids
+  cfg.mechanisms = opts.only?.mechanisms ?? ids
+  cfg.families = opts.only?.families ?? FAMILY_IDS
   cfg.parkedSize = KIB
   // The process cells use the same sizes and phase budgets: the slowest (JSON of 16 MiB, about
   // 0.4 s per round trip) run their minimum iterations, and the section takes 40–60 s (~5 s quick).

@@ -20,6 +20,8 @@ const { runCell, runParked } = require('./runner.js')
 const { timerOverheadNs, stopObservingGc } = require('./harness.js')
 const { measureColdStart } = require('./coldstart.js')
 const { runProcesses, processSteps } = require('./processes.js')
+const { runEventLoop, eventLoopSteps, eventLoopEntries } = require('./eventloop/index.js')
+const { threadCpuSource, LOOP_DELAY_RESOLUTION_MS } = require('./eventloop/measure.js')
 const { collectMeta } = require('./meta.js')
 const { addRatios, breakEven, targets } = require('./analysis.js')
 const { render, fmtSize } = require('./report.js')
@@ -83,7 +85,7 @@ async function main() {
 
   const started = performance.now()
   const meta = collectMeta(process.argv.slice(2))
-  const progress = new Progress(2 + cfg.sizes.length * mechanisms.length + parkedMechanisms.length + processSteps(cfg))
+  const progress = new Progress(2 + cfg.sizes.length * mechanisms.length + parkedMechanisms.length + eventLoopSteps(cfg) + processSteps(cfg))
 
   progress.step('timer overhead, CPU idle probe')
   const othersBefore = await cpu.idleProbe(cfg.preset === 'quick' ? 200 : 500)
@@ -120,6 +122,8 @@ async function main() {
   } finally {
     await Promise.all([...hosts.values()].map((h) => h.close()))
   }
+  // The event-loop families, once the pipeline workers are gone; each starts and ends its own.
+  const eventLoop = await runEventLoop(cfg, progress)
   // --processes: after the workers are gone, so that only this process and one child run.
   let processes = null
   try {
@@ -141,9 +145,10 @@ async function main() {
     units: { time: 'ns', bytes: 'bytes', rate: 'messages per second', gbPerSec: '1e9 payload bytes per second' },
     cells,
     parked,
+    eventLoop,
     coldStart,
     processes,
-    breakEven: breakEven(cells, parked, coldStart, cfg.sizes, cfg.amortiseTasks, NOISY),
+    breakEven: breakEven(cells, eventLoop.service?.cells ?? [], coldStart, cfg.sizes, cfg.amortiseTasks, NOISY),
     targets: [],
     methods: {
       roundTrip: 'main stamps the first and last byte, sends; the worker reads both and sends the payload back; main reads both. One performance.now() pair per sample.',
@@ -154,6 +159,15 @@ async function main() {
       rss: 'process RSS after the cell minus RSS after its warm-up (process-wide, includes the worker).',
       parked: 'main sleeps pauseMs (Atomics.wait) before each round trip so the worker has parked.',
       coldStart: 'new Worker(file) until its first message arrives; one untimed start first.',
+      service: 'per size, rows set up together and interleaved: hot = back-to-back round trips in serviceBlocks blocks rotating through the rows (a few untimed round trips lead each block); idle = each round trip after `await setTimeout(pauseMs)` on the main thread, rows alternating round trip by round trip. ' +
+        'sabpool await: main `await send(lease)` + `await recv({ reuse })`; sabpool all-sync: main sendSync + recvSync({ reuse }), the same worker and channels; the worker recvSync({ reuse }) + sendSync, library defaults otherwise. postMessage transfer / clone: main posts the Uint8Array (buffer transferred, or cloned), awaits a promise resolved by the port\'s message listener; the worker echoes it the same way. ' +
+        'Ratios: vsSync = hot p50 / the all-sync row\'s; vsPostMessage = hot p50 / the faster postMessage row\'s hot p50; p99VsPostMessageP50 = hot p99 / that p50; idleVsPostMessage = idle p50 / the faster postMessage row\'s idle p50.',
+      stream: 'a worker produces (acquireSync({ reuse }), stamp, sendSync) `count` messages per window, then a lease of length 0; main consumes with for await / recvSync() / recvMany(capacity) + one await recv() when empty, releasing each (no reuse: the iterator cannot). Rate = count / time from the first message to the end marker; windows of the three consumers alternate; median of streamRepeats windows.',
+      fanout: 'sabpool: main `await pool.acquire({ reuse })`, stamps item number and tag, `await channel.send()` into one channel read by every consumer (recvSync({ reuse }) + release). transfer: fanoutSlots Uint8Arrays allocated once, each stamped and transferred to the least-loaded consumer (fewest outstanding, ties round-robin), transferred back; main waits in its event loop. ' +
+        'Consumers (both): check the stamp, hash the first 4096 bytes. MB/s = items × size / window time (1e6 bytes). CPU per item: process.cpuUsage() delta / items; main and consumers: thread CPU time (' + threadCpuSource() + ') / items; medians over fanoutRepeats windows, the mechanisms alternating ABBA.',
+      calls: 'every sabpool call (and postMessage for the peers) the main thread makes in the service, stream and fan-out rows, timed with performance.now() around the call expression (until it returns its promise, or returns for sync calls), values stored in preallocated Float64Arrays; in a separate pass (one more window or round-trip pass per row) except for the idle service round trips, where the calls are timed in the same pass. p99 and max over every call of the cell.',
+      loopDelay: 'perf_hooks.monitorEventLoopDelay({ resolution: ' + LOOP_DELAY_RESOLUTION_MS + ' }) over the call-timing pass of each row (not for the idle round trips); one timer is let fire before the histogram is read.',
+      notify: 'the main thread times trySend / release / Atomics.notify with 0, 1, 2 workers parked (recvSync on the channel, acquireSync on the exhausted pool, Atomics.wait on the word), polling the waiter count (stats().recvWaiting / stats().waiting / its own counter) before each call and again after notifySettleMs; woken workers take what was freed and park again. postMessage: port.postMessage(0) to a worker idle in its event loop, after notifySettleMs. notifyRounds rounds of every case interleave; median of notifyIters samples each.',
       ...(processes === null ? {} : {
         processes: 'the same cells, round trips and streams between this process and a child_process.fork()ed child (a fresh child per cell, ended before the next one starts): ' +
           'sabpool = SharedPool.create/Channel.create in files under /dev/shm, opened by name in the child (SharedPool.open/Channel.open), a channel each way, waits spin (default budget) then park on futexes, every blocking call passes { timeout } only; ' +
@@ -164,7 +178,7 @@ async function main() {
       }),
     },
   }
-  res.targets = targets(cells, parked, cfg.sizes, NOISY)
+  res.targets = targets(cells, parked, cfg.sizes, NOISY, eventLoop, coldStart)
 
   process.stdout.write(render(res))
   if (opts.json) {
@@ -175,7 +189,7 @@ async function main() {
     fs.writeFileSync(opts.svg, renderSvg(res))
     process.stderr.write(`wrote ${opts.svg}\n`)
   }
-  const all = [...cells, ...parked, ...(processes === null ? [] : [...processes.cells, ...processes.parked])]
+  const all = [...cells, ...parked, ...eventLoopEntries(eventLoop), ...(processes === null ? [] : [...processes.cells, ...processes.parked])]
   const bad = all.filter((c) => c.verify.main + c.verify.worker > 0).length
   if (bad > 0) {
     process.stderr.write(`error: ${bad} cell(s) received payloads with the wrong content (see "check")\n`)

@@ -160,6 +160,7 @@ const countColumns = (c) => [
 const GC_NOTE = '* a GC ran inside every heap window tried: the value is a lower bound.'
 
 function latencyTable(res) {
+  if (res.cells.length === 0) return ''
   const rows = groupedRows(res.config, res.cells, (c) => [
     ...latencyColumns(res, c),
     c.ratios ? fmtTimes(c.ratios.vsClone) : '',
@@ -169,7 +170,8 @@ function latencyTable(res) {
     c.parks ? fmtParks(c.parks.roundTrip, c.rt.n) : '',
   ])
   return [
-    'ROUND TRIP (payload there and back: the receiver touches the first and last byte and replies with it)',
+    'PIPELINE OF WORKERS — ROUND TRIP (payload there and back: the receiver touches the first and last byte and replies',
+    'with it; the sabpool channel rows and the floor block in recvSync / pop on both sides, like two workers)',
     'and SENDER BLOCKED (duration of the send call alone). Ratios use round-trip medians of the same size:',
     '×clone / ×graph / ×transfer = times faster than that mechanism (×graph: the faster of the two graph clones);',
     'floor = times slower than the hand-rolled ring (1× = as fast as hand-written Atomics code).',
@@ -183,6 +185,7 @@ function latencyTable(res) {
 }
 
 function streamTable(res) {
+  if (res.cells.length === 0) return ''
   const rows = groupedRows(res.config, res.cells, (c) => [
     ...streamColumns(res, c),
     ...heapColumns(c),
@@ -229,6 +232,196 @@ function parkedTable(res) {
   ].join('\n')
 }
 
+// ---- event-loop families --------------------------------------------------------------------------
+
+const pct = (x) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : `${(x * 100).toFixed(x < 0.1 ? 1 : 0)}%`)
+const check = (x) => (x.verify.main + x.verify.worker === 0 ? 'ok' : `BAD ${x.verify.main + x.verify.worker}`)
+
+/** Rows of `cells` for each size of `sizes`, in `ids` order, a blank line between sizes. */
+function bySize(sizes, ids, cells, fn, extra = () => true) {
+  const rows = []
+  for (const size of sizes) {
+    const group = []
+    for (const id of ids) for (const c of cells) if (c.mechanism === id && c.size === size && extra(c)) group.push(fn(c))
+    if (group.length === 0) continue
+    if (rows.length) rows.push(null)
+    rows.push(...group)
+  }
+  return rows
+}
+
+const ids = (cells) => [...new Set(cells.map((c) => c.mechanism))]
+const sizesOf = (cells) => [...new Set(cells.map((c) => c.size))].sort((a, b) => a - b)
+
+function serviceTable(res) {
+  const S = res.eventLoop?.service
+  if (!S) return ''
+  const rows = bySize(sizesOf(S.cells), ids(S.cells), S.cells, (c) => [
+    fmtSize(c.size),
+    name(res, c),
+    fmtNs(c.hot.rt.p50),
+    fmtRange(c.hot.rt.p10, c.hot.rt.p90),
+    fmtNs(c.hot.rt.p99),
+    fmtTimes(c.ratios.vsSync),
+    fmtTimes(c.ratios.vsPostMessage),
+    fmtNs(c.idle.rt.p50),
+    fmtRange(c.idle.rt.p10, c.idle.rt.p90),
+    fmtNs(c.idle.rt.p99),
+    c.hot.parks ? `${pct(c.hot.parks.worker)}/${pct(c.hot.parks.main)}` : '',
+    c.idle.parks ? `${pct(c.idle.parks.worker)}/${pct(c.idle.parks.main)}` : '',
+    `${c.hot.rt.n}/${c.idle.rt.n}`,
+    check(c),
+  ])
+  return [
+    'SERVICE ROUND TRIP: the main thread never blocks. sabpool await recv(): main `await send()` + `await recv({ reuse })`;',
+    'the worker serves in recvSync/sendSync (library defaults). sabpool recvSync: the same worker, main in sendSync + recvSync',
+    '(the all-sync round trip: blocks the event loop). postMessage transfer / clone: the same payload posted (buffer',
+    'transferred, or cloned) and echoed, main awaiting the reply. hot = back to back; idle = main idles',
+    `${res.config.pauseMs} ms (await setTimeout) before each round trip, so the worker has parked (or its event loop idles).`,
+    '×sync = hot p50 / the all-sync row\'s; ×pM = hot p50 / the faster postMessage row\'s. parked w/m = receive waits that',
+    'slept per round trip, worker / main (sabpool rows). Rows of one size are interleaved. n = hot / idle round trips.',
+    table(
+      ['size', 'row', 'hot p50', 'hot p10–p90', 'hot p99', '×sync', '×pM', 'idle p50', 'idle p10–p90', 'idle p99', 'parked hot w/m', 'idle w/m', 'n', 'check'],
+      rows,
+      ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+    ),
+  ].join('\n')
+}
+
+function streamIntoLoopTable(res) {
+  const S = res.eventLoop?.stream
+  if (!S) return ''
+  const rows = bySize(sizesOf(S.cells), ids(S.cells), S.cells, (c) => [
+    fmtSize(c.size),
+    name(res, c),
+    String(c.window),
+    fmtRate(c.throughput.msgsPerSec.p50),
+    fmtRateRange(c.throughput.msgsPerSec.p10, c.throughput.msgsPerSec.p90),
+    fmtTimes(c.ratios.vsSync),
+    pct(c.parks.main),
+    pct(c.parks.producer),
+    String(c.throughput.messages),
+    check(c),
+  ])
+  return [
+    'STREAMING INTO THE EVENT LOOP: a worker produces (acquireSync + sendSync) as fast as it can into a pool of `win` slots;',
+    'the main thread consumes and releases each lease with for await, with recvSync (the sync figure: blocks the event',
+    'loop) or with recvMany(capacity) + one await recv() when empty. No consumer passes reuse (the iterator cannot).',
+    '×sync = msgs/s p50 / the recvSync row\'s. parked = waits that slept per message: main\'s receives, the producer\'s',
+    'acquires and sends. Windows of the three consumers alternate.',
+    table(
+      ['size', 'consumer', 'win', 'msgs/s p50', 'p10–p90', '×sync', 'main parked', 'producer parked', 'n msgs', 'check'],
+      rows,
+      ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+    ),
+  ].join('\n')
+}
+
+function fanoutTable(res) {
+  const F = res.eventLoop?.fanout
+  if (!F) return ''
+  const rows = []
+  for (const size of sizesOf(F.cells)) {
+    for (const k of [...new Set(F.cells.map((c) => c.consumers))].sort((a, b) => a - b)) {
+      const group = F.cells.filter((c) => c.size === size && c.consumers === k)
+      if (group.length === 0) continue
+      if (rows.length) rows.push(null)
+      for (const c of group) {
+        rows.push([
+          fmtSize(c.size),
+          String(c.consumers),
+          name(res, c),
+          num3(c.throughput.mbPerSec.p50),
+          `${num3(c.throughput.mbPerSec.p10)}–${num3(c.throughput.mbPerSec.p90)}`,
+          c.ratios ? fmtTimes(c.ratios.vsTransfer) : '',
+          fmtNs(c.cpuPerItem.process),
+          fmtNs(c.cpuPerItem.main),
+          fmtNs(c.cpuPerItem.consumers),
+          c.ratios ? fmtTimes(c.ratios.cpuVsTransfer) : '',
+          c.parks ? `${pct(c.parks.consumers)}/${pct(c.parks.mainSend)}/${pct(c.parks.mainAcquire)}` : '',
+          `${c.throughput.items}`,
+          check(c),
+        ])
+      }
+    }
+  }
+  const first = F.cells[0]
+  return [
+    `FAN-OUT PIPELINE: main produces, 2 or 4 consumer workers each ${first ? first.work : ''} of every item.`,
+    'sabpool: main `await pool.acquire({ reuse })` + stamp + `await channel.send()` into one shared channel; consumers',
+    `recvSync + release. recycled transfer: ${first ? first.slots : ''} ArrayBuffers allocated once (as many as the pool's slots), transferred to the`,
+    'least-loaded consumer (fewest outstanding, ties round-robin) and back; main waits for a free one in its event loop.',
+    'MB/s = payload produced and consumed per second (1e6 B). CPU per item = process.cpuUsage() over the window / items',
+    '(every thread), main = the main thread\'s CPU time, consumers = theirs summed; ×tr = sabpool / transfer (MB/s, CPU).',
+    'parked = waits that slept per item: consumers\' receives / main\'s sends / main\'s acquires. Windows alternate ABBA.',
+    table(
+      ['size', 'cons', 'mechanism', 'MB/s p50', 'p10–p90', '×tr', 'CPU/item', 'main', 'consumers', 'CPU ×tr', 'parked c/s/a', 'items', 'check'],
+      rows,
+      ['r', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+    ),
+  ].join('\n')
+}
+
+function blockingTable(res) {
+  const E = res.eventLoop
+  if (!E || (!E.service && !E.stream && !E.fanout)) return ''
+  const rows = []
+  const line = (family, c, variant, calls, delay) => [
+    family,
+    fmtSize(c.size),
+    `${name(res, c)}${variant}${c.consumers ? ` ×${c.consumers}` : ''}${c.blocksEventLoop ? ' (sync)' : ''}`,
+    String(calls.all.n),
+    fmtNs(calls.all.p50),
+    fmtNs(calls.all.p99),
+    fmtNs(calls.all.max),
+    calls.slowest === null ? '–' : `${calls.slowest} ${fmtNs(calls.byCall[calls.slowest].p99)}`,
+    delay ? fmtNs(delay.p99) : '–',
+    delay ? fmtNs(delay.max) : '–',
+  ]
+  const add = (group) => {
+    if (group.length === 0) return
+    if (rows.length) rows.push(null)
+    rows.push(...group)
+  }
+  if (E.service) {
+    for (const size of sizesOf(E.service.cells)) {
+      const cs = E.service.cells.filter((c) => c.size === size)
+      add([...cs.map((c) => line('service', c, ' hot', c.hot.calls, c.loopDelay ?? c.hot.loopDelay)), ...cs.map((c) => line('service', c, ' idle', c.idle.calls, null))])
+    }
+  }
+  if (E.stream) for (const size of sizesOf(E.stream.cells)) add(E.stream.cells.filter((c) => c.size === size).map((c) => line('stream', c, '', c.calls, c.loopDelay)))
+  if (E.fanout) for (const size of sizesOf(E.fanout.cells)) add(E.fanout.cells.filter((c) => c.size === size).map((c) => line('fan-out', c, '', c.calls, c.loopDelay)))
+  return [
+    'EVENT-LOOP BLOCKING: how long each call the main thread makes holds it — performance.now() around the call expression',
+    '(until send()/recv()/acquire()/next() return their promise; sync calls until they return; postMessage for the peers),',
+    'every call of a separate pass (idle rows: the same pass). p50/p99/max over all calls of the row; slowest = the kind of',
+    'call with the largest max, and its p99. Loop delay = monitorEventLoopDelay (1 ms sampling) over that pass: the',
+    'longest the loop could not run a timer. (sync) rows block the event loop by design: they are the reference.',
+    table(
+      ['family', 'size', 'row', 'calls', 'call p50', 'call p99', 'call max', 'slowest: p99', 'loop p99', 'loop max'],
+      rows,
+      ['l', 'r', 'l', 'r', 'r', 'r', 'r', 'l', 'r', 'r'],
+    ),
+  ].join('\n')
+}
+
+function notifyTable(res) {
+  const N = res.eventLoop?.notify
+  if (!N) return ''
+  const cols = (r, k) => (r.waiters[k] === undefined ? ['', ''] : [fmtNs(r.waiters[k].p50), fmtRange(r.waiters[k].p10, r.waiters[k].p90)])
+  const rows = N.rows.map((r) => [name(res, r), ...cols(r, 0), ...cols(r, 1), ...cols(r, 2), String(Math.max(...Object.values(r.waiters).map((w) => w.n)))])
+  return [
+    'WAKE-UP COST TO THE NOTIFIER: duration of the call that frees a resource, for the main thread calling it, with 0, 1 or 2',
+    'worker threads parked waiting for it (recvSync on the channel, acquireSync on the exhausted pool, Atomics.wait on the',
+    'word; the waiter count is polled before each call). postMessage: a send to a worker idling in its event loop.',
+    table(
+      ['call', '0 waiting', 'p10–p90', '1 waiting', 'p10–p90', '2 waiting', 'p10–p90', 'n'],
+      rows,
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
+  ].join('\n')
+}
+
 function breakEvenSection(res) {
   const cs = res.coldStart
   const lines = [
@@ -239,54 +432,65 @@ function breakEvenSection(res) {
   const N = res.config.amortiseTasks
   lines.push(
     '',
-    `BREAK-EVEN: offloading a task pays when compute > startup / tasks + 2 × transfer, with 2 × transfer = the measured`,
+    'BREAK-EVEN: offloading a task pays when compute > startup / tasks + 2 × transfer, with 2 × transfer = the measured',
     `round trip (input there, same-size result back). "reused" amortises the cold start over ${N} tasks on one worker;`,
-    `"one-shot" pays it for one task. sabpool busy = the worker is polling (back-to-back tasks); idle = it must be woken`,
-    `(max of the busy round trip and the parked round trip) — the realistic case for tasks longer than the spin window.`,
+    '"one-shot" pays it for one task. The service case (the main thread never blocks) uses the service rows: clone =',
+    'postMessage clone awaited, sabpool = await recv(); busy = back-to-back tasks, idle = the worker must be woken (max',
+    'of the hot and the idle round trip): the realistic case for tasks longer than the spin window. pipeline = the',
+    'worker-to-worker case (the sabpool channel row above, both sides in recvSync), busy.',
   )
   const rows = res.breakEven.map((b) => [
     `${fmtSize(b.size)}${b.contended ? ' !' : ''}`,
     fmtNs(b.clone.roundTrip),
-    fmtNs(b.sabpoolBusy.roundTrip),
-    fmtNs(b.sabpoolIdle.roundTrip),
+    b.cloneIdle ? fmtNs(b.cloneIdle.roundTrip) : '–',
+    fmtNs(b.serviceBusy.roundTrip),
+    fmtNs(b.serviceIdle.roundTrip),
     fmtNs(b.clone.reused),
+    b.cloneIdle ? fmtNs(b.cloneIdle.reused) : '–',
     b.graph ? fmtNs(b.graph.reused) : '–',
-    fmtNs(b.sabpoolBusy.reused),
-    fmtNs(b.sabpoolIdle.reused),
+    fmtNs(b.serviceBusy.reused),
+    fmtNs(b.serviceIdle.reused),
+    b.pipeline ? fmtNs(b.pipeline.reused) : '–',
     fmtNs(b.clone.oneShot),
-    fmtNs(b.sabpoolIdle.oneShot),
+    fmtNs(b.serviceIdle.oneShot),
   ])
   lines.push(table(
-    ['size', 'clone rt', 'sabpool rt', 'idle rt', `clone ×${N}`, `graph ×${N}`, `sabpool busy ×${N}`, `sabpool idle ×${N}`, 'clone 1-shot', 'sabpool 1-shot'],
+    ['size', 'clone rt', 'clone idle', 'sabpool rt', 'sabpool idle', `clone ×${N}`, `clone idle ×${N}`, `graph ×${N}`, `sabpool ×${N}`, `sabpool idle ×${N}`, `pipeline ×${N}`, 'clone 1-shot', 'sabpool 1-shot'],
     rows,
-    ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
   ))
   for (const b of res.breakEven) {
-    lines.push(`${fmtSize(b.size)}${b.contended ? ' (!)' : ''}: on a reused worker, offload tasks computing more than ${fmtNs(b.clone.reused)} with a Uint8Array clone` +
+    lines.push(`${fmtSize(b.size)}${b.contended ? ' (!)' : ''}: a service offloading to a reused worker pays off for tasks computing more than ${fmtNs(b.clone.reused)} with a Uint8Array clone` +
       (b.graph ? ` (${fmtNs(b.graph.reused)} with the {matrix} graph)` : '') +
-      `, more than ${fmtNs(b.sabpoolBusy.reused)} with sabpool (${fmtNs(b.sabpoolIdle.reused)} if the worker must be woken);` +
-      ` a one-shot worker needs ${fmtNs(b.clone.oneShot)} (clone) or ${fmtNs(b.sabpoolIdle.oneShot)} (sabpool).`)
+      `, more than ${fmtNs(b.serviceBusy.reused)} with sabpool (${fmtNs(b.serviceIdle.reused)} if the worker must be woken` +
+      (b.cloneIdle ? `; clone ${fmtNs(b.cloneIdle.reused)}` : '') + ');' +
+      ` a one-shot worker needs ${fmtNs(b.clone.oneShot)} (clone) or ${fmtNs(b.serviceIdle.oneShot)} (sabpool).`)
   }
   return lines.join('\n')
 }
 
+function fmtTarget(unit, v) {
+  switch (unit) {
+    case 'ratio': return `${v.toFixed(2)}×`
+    case 'times': return fmtTimes(v)
+    case 'floor': return `${v.toFixed(2)}× floor`
+    case 'rate': return fmtRate(v)
+    case 'ns': return fmtNs(v)
+    case 'bytes': return `${v.toFixed(1)} B`
+    default: return String(v)
+  }
+}
+
 function targetsTable(res) {
   if (res.targets.length === 0) return ''
-  const fmt = (t) => {
-    switch (t.note) {
-      case 'ratio': return `${t.measured.toFixed(2)}×`
-      case 'times': return fmtTimes(t.measured)
-      case 'floor': return `${t.measured.toFixed(2)}× floor`
-      case 'rate': return fmtRate(t.measured)
-      case 'ns': return fmtNs(t.measured)
-      case 'bytes': return `${t.measured.toFixed(1)} B`
-      default: return String(t.measured)
-    }
-  }
   return [
-    'TARGETS (informative: measured in this run, not asserted; timing targets over several sizes use the cells',
+    'TARGETS (informative: measured in this run, not asserted; a target over several cells takes the worst of those',
     'without CPU contention when there are any; "!" = the number still comes from a contended cell)',
-    table(['target', 'measured', ''], res.targets.map((t) => [t.name, fmt(t), `${t.met ? 'met' : 'MISSED'}${t.contended ? ' !' : ''}`]), ['l', 'r', 'l']),
+    table(
+      ['target', 'measured', 'goal', ''],
+      res.targets.map((t) => [t.name, fmtTarget(t.unit, t.measured), `${t.op} ${fmtTarget(t.unit, t.goal)}`, `${t.pass ? 'met' : 'MISSED'}${t.noisy ? ' !' : ''}`]),
+      ['l', 'r', 'r', 'l'],
+    ),
   ].join('\n')
 }
 
@@ -357,7 +561,8 @@ function processesSection(res) {
 }
 
 function render(res) {
-  return [header(res), latencyTable(res), streamTable(res), parkedTable(res), breakEvenSection(res), targetsTable(res), processesSection(res)]
+  return [header(res), latencyTable(res), streamTable(res), parkedTable(res), serviceTable(res), streamIntoLoopTable(res),
+    fanoutTable(res), blockingTable(res), notifyTable(res), breakEvenSection(res), targetsTable(res), processesSection(res)]
     .filter((s) => s !== '')
     .join('\n\n') + '\n'
 }

@@ -1,7 +1,7 @@
 'use strict'
 // The JSON report's required numbers (shared by index.js and check-json.js).
 
-const SCHEMA = 'sabpool-bench/1'
+const SCHEMA = 'sabpool-bench/2' // 2: event-loop families, break-even from the service rows, targets with goals
 
 /** Per (mechanism, size) cell: dotted paths that must hold finite numbers. */
 const CELL_METRICS = [
@@ -30,6 +30,34 @@ const PROCESS_PARKED_RATIOS = ['ratios.busyVsSabpool', 'ratios.parkedVsSabpool']
 
 const COLD_START_METRICS = ['plain.p50', 'plain.p10', 'plain.p90', 'sabpool.p50', 'sabpool.p10', 'sabpool.p90']
 
+// ---- event-loop families (res.eventLoop.<family>): per cell, and per row of `notify` ---------------
+
+const summaryOf = (prefix) => ['p10', 'p50', 'p90', 'p99'].map((k) => `${prefix}.${k}`)
+const callsOf = (prefix) => [`${prefix}.all.p50`, `${prefix}.all.p99`, `${prefix}.all.max`]
+
+/** Per family: dotted paths every cell (notify: every row) must hold as finite numbers. */
+const EVENT_LOOP_METRICS = {
+  service: [
+    ...summaryOf('hot.rt'), ...callsOf('hot.calls'), 'hot.loopDelay.p99', 'hot.loopDelay.max',
+    ...summaryOf('idle.rt'), ...callsOf('idle.calls'),
+    'ratios.vsSync', 'ratios.vsPostMessage', 'ratios.p99VsPostMessageP50', 'ratios.idleVsPostMessage',
+    'verify.main', 'verify.worker',
+  ],
+  stream: [
+    'throughput.msgsPerSec.p10', 'throughput.msgsPerSec.p50', 'throughput.msgsPerSec.p90', 'throughput.messages',
+    ...callsOf('calls'), 'loopDelay.p99', 'loopDelay.max', 'ratios.vsSync', 'verify.main', 'verify.worker',
+  ],
+  fanout: [
+    'throughput.mbPerSec.p10', 'throughput.mbPerSec.p50', 'throughput.mbPerSec.p90', 'throughput.items',
+    'cpuPerItem.process', ...callsOf('calls'), 'loopDelay.p99', 'loopDelay.max', 'verify.main', 'verify.worker',
+  ],
+  notify: ['verify.main', 'verify.worker'],
+}
+
+/** Fan-out: the sabpool rows' ratios to recycled transfer; per-thread CPU where Linux provides it. */
+const FANOUT_RATIOS = ['ratios.vsTransfer', 'ratios.cpuVsTransfer']
+const FANOUT_THREAD_CPU = ['cpuPerItem.main', 'cpuPerItem.consumers']
+
 function getPath(obj, dotted) {
   let v = obj
   for (const k of dotted.split('.')) {
@@ -39,4 +67,4 @@ function getPath(obj, dotted) {
   return v
 }
 
-module.exports = { SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS, getPath }
+module.exports = { SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS, EVENT_LOOP_METRICS, FANOUT_RATIOS, FANOUT_THREAD_CPU, getPath }
