@@ -18,12 +18,21 @@ const COLORS = {
   'proc-json': '#e377c2',
   'proc-advanced': '#bcbd22',
   'proc-pipe': '#7f7f7f',
+  // service round trips (main thread awaiting): dotted lines
+  'service-await': '#1f77b4',
+  'service-sync': '#2ca02c',
+  'service-transfer': '#9467bd',
+  'service-clone': '#d62728',
 }
 
-/** Legend of the --processes series (their table names leave "process" to the section title). */
-const PROCESS_LEGEND = {
+/** Legend of the --processes and service series (their table names leave that to the section title). */
+const LEGEND = {
   'proc-channel': 'sabpool channel (process)',
   'proc-pipe': 'raw socket pair (process floor)',
+  'service-await': 'sabpool await recv() (service)',
+  'service-sync': 'sabpool all-sync (service)',
+  'service-transfer': 'postMessage transfer (service)',
+  'service-clone': 'postMessage clone (service)',
 }
 
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c])
@@ -43,7 +52,9 @@ function renderSvg(res) {
   const ph = H - M.top - M.bottom
   const sizes = res.config.sizes
   const procCells = res.processes ? res.processes.cells : []
-  const cells = [...res.cells, ...procCells].filter((c) => Number.isFinite(c.rt.p50))
+  // The service rows' hot round trips, drawn like the other cells.
+  const serviceCells = (res.eventLoop?.service?.cells ?? []).map((c) => ({ ...c, rt: c.hot.rt }))
+  const cells = [...res.cells, ...procCells, ...serviceCells].filter((c) => Number.isFinite(c.rt.p50))
 
   const lx = (s) => Math.log2(s)
   const x0 = lx(sizes[0]) - 0.5
@@ -79,12 +90,13 @@ function renderSvg(res) {
 
   // series
   const procIds = res.processes ? res.config.processes.mechanisms : []
-  const ids = [...res.config.mechanisms, ...procIds].filter((id) => cells.some((c) => c.mechanism === id))
+  const serviceIds = [...new Set(serviceCells.map((c) => c.mechanism))]
+  const ids = [...res.config.mechanisms, ...procIds, ...serviceIds].filter((id) => cells.some((c) => c.mechanism === id))
   ids.forEach((id, i) => {
     const pts = sizes.map((s) => cells.find((c) => c.mechanism === id && c.size === s)).filter(Boolean)
     const color = COLORS[id] ?? '#000'
     const group = pts[0].group
-    const dash = procIds.includes(id) ? ' stroke-dasharray="8 3 2 3"'
+    const dash = procIds.includes(id) ? ' stroke-dasharray="8 3 2 3"' : serviceIds.includes(id) ? ' stroke-dasharray="1 3"'
       : group === 'floor' ? ' stroke-dasharray="6 4"' : id === 'channel-spin' ? ' stroke-dasharray="2 3"' : ''
     const width = group === 'sabpool' ? 2.5 : 1.5
     out.push(`<g stroke="${color}" fill="${color}">`)
@@ -100,7 +112,7 @@ function renderSvg(res) {
     const lxp = M.left + pw + 20
     out.push(`<line x1="${lxp}" x2="${lxp + 26}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="${width}"${dash}/>`)
     out.push(`<circle cx="${lxp + 13}" cy="${ly}" r="3.5" fill="${color}"/>`)
-    out.push(`<text x="${lxp + 34}" y="${ly + 4}">${esc(PROCESS_LEGEND[id] ?? pts[0].short)}</text>`)
+    out.push(`<text x="${lxp + 34}" y="${ly + 4}">${esc(LEGEND[id] ?? pts[0].short)}</text>`)
   })
   out.push('</svg>')
   return `${out.join('\n')}\n`
