@@ -25,6 +25,19 @@ it('bench --quick runs every mechanism and writes a complete JSON report and cha
   const report = JSON.parse(fs.readFileSync(json, 'utf8'))
   assert.equal(typeof report, 'object')
   assert.match(fs.readFileSync(svg, 'utf8'), /^<svg[\s\S]*<\/svg>\s*$/)
+  // The event-loop families ran every row, and check-json notices a missing number in them.
+  const { validate } = require('../bench/check-json.js')
+  const E = report.eventLoop
+  const sizes = report.config.sizes.length
+  assert.equal(E.service.cells.length, 4 * sizes)
+  assert.equal(E.stream.cells.length, 3 * sizes)
+  assert.equal(E.fanout.cells.length, 2 * report.config.fanoutSizes.length * report.config.fanoutConsumers.length)
+  assert.deepEqual(E.notify.rows.map((r) => r.mechanism), ['notify-trySend', 'notify-release', 'notify-raw-all', 'notify-raw-one', 'notify-postMessage'])
+  for (const c of [...E.service.cells, ...E.stream.cells, ...E.fanout.cells]) assert.deepEqual(c.verify, { main: 0, worker: 0 }, `${c.mechanism} @ ${c.size}`)
+  assert.ok(report.targets.some((t) => t.name.startsWith('service: await recv()')))
+  delete E.fanout.cells[0].throughput.mbPerSec.p50
+  const problems = validate(report, { all: true })
+  assert.ok(Array.isArray(problems) && problems.some((p) => p.includes('throughput.mbPerSec.p50')), JSON.stringify(problems))
   fs.rmSync(dir, { recursive: true, force: true })
 })
 

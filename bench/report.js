@@ -394,9 +394,10 @@ function blockingTable(res) {
   return [
     'EVENT-LOOP BLOCKING: how long each call the main thread makes holds it — performance.now() around the call expression',
     '(until send()/recv()/acquire()/next() return their promise; sync calls until they return; postMessage for the peers),',
-    'every call of a separate pass (idle rows: the same pass). p50/p99/max over all calls of the row; slowest = the kind of',
-    'call with the largest max, and its p99. Loop delay = monitorEventLoopDelay (1 ms sampling) over that pass: the',
-    'longest the loop could not run a timer. (sync) rows block the event loop by design: they are the reference.',
+    'every call of a separate pass (idle rows: the same pass); property reads (bytes, length) are not timed. p50/p99/max',
+    'over all calls of the row; slowest = the kind of call with the largest max, and its p99. loop = how late the 1 ms',
+    'timer of monitorEventLoopDelay ran during that pass (p99, max): the longest stretch the loop was held, microtask',
+    'chains included (not measured for the idle rows). (sync) rows block the event loop by design: they are the reference.',
     table(
       ['family', 'size', 'row', 'calls', 'call p50', 'call p99', 'call max', 'slowest: p99', 'loop p99', 'loop max'],
       rows,

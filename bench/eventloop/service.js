@@ -66,9 +66,11 @@ const worker = {
 // ---- main-thread loops ----------------------------------------------------------------------------
 // Each runs `n` round trips, writing round trip i's duration (ms) to out[off + i] when `out` is not
 // null and each call's duration to `calls` when that is not null; `pauseMs` > 0 idles the event loop
-// that long before each round trip (outside the timing).
+// that long before each round trip (outside the timing). A loop stops early once
+// performance.now() passes `deadline` (a contended machine must not stretch a pass without
+// bound) and returns how many round trips it made.
 
-async function awaitLoop(st, n, out, off, calls, pauseMs) {
+async function awaitLoop(st, n, out, off, calls, pauseMs, deadline = Infinity) {
   const { toWorker, toMain, size, opts } = st
   for (let i = 0; i < n; i++) {
     if (pauseMs > 0) await delay(pauseMs)
@@ -88,11 +90,14 @@ async function awaitLoop(st, n, out, off, calls, pauseMs) {
     if (lease === null) throw new Error('the worker closed the channel (it failed)')
     if (readBytes(lease.bytes, size) !== tag) st.mismatches++
     st.lease = lease
-    if (out !== null) out[off + i] = performance.now() - t0
+    const t1 = performance.now()
+    if (out !== null) out[off + i] = t1 - t0
+    if (t1 > deadline) return i + 1
   }
+  return n
 }
 
-async function syncLoop(st, n, out, off, calls, pauseMs) {
+async function syncLoop(st, n, out, off, calls, pauseMs, deadline = Infinity) {
   const { toWorker, toMain, size, opts } = st
   for (let i = 0; i < n; i++) {
     if (pauseMs > 0) await delay(pauseMs)
@@ -110,12 +115,15 @@ async function syncLoop(st, n, out, off, calls, pauseMs) {
     if (lease === null) throw new Error('the worker closed the channel (it failed)')
     if (readBytes(lease.bytes, size) !== tag) st.mismatches++
     st.lease = lease
-    if (out !== null) out[off + i] = performance.now() - t0
+    const t1 = performance.now()
+    if (out !== null) out[off + i] = t1 - t0
+    if (t1 > deadline) return i + 1
   }
+  return n
 }
 
 /** postMessage rows: the reply is awaited as a promise resolved by the port's 'message' listener. */
-async function messageLoop(st, n, out, off, calls, pauseMs) {
+async function messageLoop(st, n, out, off, calls, pauseMs, deadline = Infinity) {
   const { port, size, transfer } = st
   for (let i = 0; i < n; i++) {
     if (pauseMs > 0) await delay(pauseMs)
@@ -134,8 +142,11 @@ async function messageLoop(st, n, out, off, calls, pauseMs) {
     const msg = await reply
     if (readBytes(msg, size) !== tag) st.mismatches++
     if (transfer) st.cur = msg
-    if (out !== null) out[off + i] = performance.now() - t0
+    const t1 = performance.now()
+    if (out !== null) out[off + i] = t1 - t0
+    if (t1 > deadline) return i + 1
   }
+  return n
 }
 
 // ---- the rows ---------------------------------------------------------------------------------------
@@ -179,16 +190,16 @@ function addParks(acc, before, after) {
   acc.main += after.main - before.main
 }
 
-/** Best mean round-trip time (ms) over doubling chunks for `warmupMs`. */
+/** Best mean round-trip time (ms) over doubling chunks for `warmupMs` (at most twice that). */
 async function warmUp(row, st, warmupMs, maxIters) {
   const start = performance.now()
   let best = Infinity
   let done = 0
   for (let chunk = 1; ; chunk = Math.min(chunk * 2, maxIters)) {
     const t0 = performance.now()
-    await row.loop(st, chunk, null, 0, null, 0)
-    best = Math.min(best, (performance.now() - t0) / chunk)
-    done += chunk
+    const made = await row.loop(st, chunk, null, 0, null, 0, start + 2 * warmupMs)
+    best = Math.min(best, (performance.now() - t0) / made)
+    done += made
     if (performance.now() - start >= warmupMs || done >= maxIters) return best
   }
 }
@@ -220,17 +231,19 @@ async function runSize(hosts, size, cfg, report) {
     r.hot = new Float64Array(r.n)
   }
 
-  // Hot: blocks rotating through the rows, the order reversed every other block.
+  // Hot: blocks rotating through the rows, the order reversed every other block. Each block gets
+  // n / blocks round trips and stops early after twice its share of phaseMs.
   const blocks = cfg.serviceBlocks
+  const blockBudgetMs = (2 * cfg.phaseMs) / blocks
+  for (const r of rows) r.count = 0
   for (let b = 0; b < blocks; b++) {
     report(`hot round trips, block ${b + 1}/${blocks}`)
     for (const r of b % 2 === 0 ? rows : [...rows].reverse()) {
-      const from = Math.floor((r.n * b) / blocks)
-      const to = Math.floor((r.n * (b + 1)) / blocks)
-      if (to === from) continue
-      await guard(r.row.loop(r.st, clamp(Math.ceil((to - from) / 10), 1, 10), null, 0, null, 0)) // untimed lead-in
+      const want = Math.min(Math.ceil(r.n / blocks), r.n - r.count)
+      if (want <= 0) continue
+      await guard(r.row.loop(r.st, clamp(Math.ceil(want / 10), 1, 10), null, 0, null, 0)) // untimed lead-in
       const p0 = parkCounts(r.st)
-      await guard(r.row.loop(r.st, to - from, r.hot, from, null, 0))
+      r.count += await guard(r.row.loop(r.st, want, r.hot, r.count, null, 0, performance.now() + blockBudgetMs))
       addParks(r.parksHot, p0, parkCounts(r.st))
     }
   }
@@ -240,7 +253,7 @@ async function runSize(hosts, size, cfg, report) {
     report(`call durations: ${r.row.short}`)
     r.hotCalls = new CallTimes(r.row.calls, r.n)
     const eld = await loopDelay()
-    await guard(r.row.loop(r.st, r.n, null, 0, r.hotCalls, 0))
+    await guard(r.row.loop(r.st, r.n, null, 0, r.hotCalls, 0, performance.now() + 2 * cfg.phaseMs))
     r.loopDelay = await eld.stop()
   }
 
@@ -291,10 +304,10 @@ async function runSize(hosts, size, cfg, report) {
     size,
     blocksEventLoop: r.row.blocks,
     hot: {
-      rt: summarize(r.hot, 1e6),
+      rt: summarize(r.hot.subarray(0, r.count), 1e6),
       calls: r.hotCalls.summary(),
       loopDelay: r.loopDelay,
-      parks: r.st.toWorker === undefined ? null : perRt(r.parksHot, r.n),
+      parks: r.st.toWorker === undefined ? null : perRt(r.parksHot, r.count),
     },
     idle: {
       pauseMs: cfg.pauseMs,
