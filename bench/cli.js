@@ -6,7 +6,8 @@ const { FAMILY_IDS } = require('./eventloop/index.js')
 
 const USAGE = `usage: node bench/index.js [options]
 
-  --quick            smoke run (< 30 s): sizes 1 KiB and 1 MiB, short phases; every mechanism and metric
+  --quick            smoke run (under a minute): sizes 1 KiB and 1 MiB, short phases; every mechanism,
+                     family and metric
   --full             adds 64 MiB payloads
   --sizes LIST       payload sizes, e.g. 1k,64k,1m,16m (suffixes k, m, g = KiB, MiB, GiB; bytes otherwise)
   --only LIST        mechanisms: ${ids.join(', ')}

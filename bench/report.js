@@ -268,7 +268,7 @@ function serviceTable(res) {
     fmtRange(c.idle.rt.p10, c.idle.rt.p90),
     fmtNs(c.idle.rt.p99),
     c.hot.parks ? `${pct(c.hot.parks.worker)}/${pct(c.hot.parks.main)}` : '',
-    c.idle.parks ? `${pct(c.idle.parks.worker)}/${pct(c.idle.parks.main)}` : '',
+    c.idle.parks ? `${pct(c.idle.parks.workerParkedAtSend)}/${pct(c.idle.parks.main)}` : '',
     `${c.hot.rt.n}/${c.idle.rt.n}`,
     check(c),
   ])
@@ -278,8 +278,10 @@ function serviceTable(res) {
     '(the all-sync round trip: blocks the event loop). postMessage transfer / clone: the same payload posted (buffer',
     'transferred, or cloned) and echoed, main awaiting the reply. hot = back to back; idle = main idles',
     `${res.config.pauseMs} ms (await setTimeout) before each round trip, so the worker has parked (or its event loop idles).`,
-    '×sync = hot p50 / the all-sync row\'s; ×pM = hot p50 / the faster postMessage row\'s. parked w/m = receive waits that',
-    'slept per round trip, worker / main (sabpool rows). Rows of one size are interleaved. n = hot / idle round trips.',
+    '×sync = hot p50 / the all-sync row\'s; ×pM = hot p50 / the faster postMessage row\'s. parked hot w/m = receive waits',
+    'that slept per round trip, worker / main; idle w/m = round trips that found the worker parked in recvSync when the',
+    'request went out / main\'s receive waits that slept per round trip (sabpool rows). Rows of one size are interleaved.',
+    'n = hot / idle round trips.',
     table(
       ['size', 'row', 'hot p50', 'hot p10–p90', 'hot p99', '×sync', '×pM', 'idle p50', 'idle p10–p90', 'idle p99', 'parked hot w/m', 'idle w/m', 'n', 'check'],
       rows,

@@ -15,7 +15,9 @@
 //   idle    round trips each preceded by `await setTimeout(pauseMs)` on the main thread (never a
 //           blocking wait), so the worker has given up spinning and parked, or its event loop
 //           idles; rows alternate round trip by round trip. Call durations are taken in this same
-//           pass (four timer reads next to a round trip of tens of µs).
+//           pass (four timer reads next to a round trip of tens of µs). The sabpool rows also
+//           record whether the worker was parked (channel stats().recvWaiting) when the request
+//           went out.
 
 const { SharedPool, Channel } = require('../..')
 const { stampBytes, readBytes, check } = require('../payload.js')
@@ -65,15 +67,13 @@ const worker = {
 
 // ---- main-thread loops ----------------------------------------------------------------------------
 // Each runs `n` round trips, writing round trip i's duration (ms) to out[off + i] when `out` is not
-// null and each call's duration to `calls` when that is not null; `pauseMs` > 0 idles the event loop
-// that long before each round trip (outside the timing). A loop stops early once
+// null and each call's duration to `calls` when that is not null. A loop stops early once
 // performance.now() passes `deadline` (a contended machine must not stretch a pass without
 // bound) and returns how many round trips it made.
 
-async function awaitLoop(st, n, out, off, calls, pauseMs, deadline = Infinity) {
+async function awaitLoop(st, n, out, off, calls, deadline = Infinity) {
   const { toWorker, toMain, size, opts } = st
   for (let i = 0; i < n; i++) {
-    if (pauseMs > 0) await delay(pauseMs)
     const t0 = performance.now()
     const tag = st.seq
     st.seq = (tag + 1) & 255
@@ -97,10 +97,9 @@ async function awaitLoop(st, n, out, off, calls, pauseMs, deadline = Infinity) {
   return n
 }
 
-async function syncLoop(st, n, out, off, calls, pauseMs, deadline = Infinity) {
+async function syncLoop(st, n, out, off, calls, deadline = Infinity) {
   const { toWorker, toMain, size, opts } = st
   for (let i = 0; i < n; i++) {
-    if (pauseMs > 0) await delay(pauseMs)
     const t0 = performance.now()
     const tag = st.seq
     st.seq = (tag + 1) & 255
@@ -123,10 +122,9 @@ async function syncLoop(st, n, out, off, calls, pauseMs, deadline = Infinity) {
 }
 
 /** postMessage rows: the reply is awaited as a promise resolved by the port's 'message' listener. */
-async function messageLoop(st, n, out, off, calls, pauseMs, deadline = Infinity) {
+async function messageLoop(st, n, out, off, calls, deadline = Infinity) {
   const { port, size, transfer } = st
   for (let i = 0; i < n; i++) {
-    if (pauseMs > 0) await delay(pauseMs)
     const t0 = performance.now()
     const tag = st.seq
     st.seq = (tag + 1) & 255
@@ -197,7 +195,7 @@ async function warmUp(row, st, warmupMs, maxIters) {
   let done = 0
   for (let chunk = 1; ; chunk = Math.min(chunk * 2, maxIters)) {
     const t0 = performance.now()
-    const made = await row.loop(st, chunk, null, 0, null, 0, start + 2 * warmupMs)
+    const made = await row.loop(st, chunk, null, 0, null, start + 2 * warmupMs)
     best = Math.min(best, (performance.now() - t0) / made)
     done += made
     if (performance.now() - start >= warmupMs || done >= maxIters) return best
@@ -222,7 +220,7 @@ async function runSize(hosts, size, cfg, report) {
     st.seq = 0
     if (st.pool !== undefined) st.lease = st.pool.tryAcquire()
   }
-  const rows = ROWS.map((row) => ({ row, st: states.get(row.host), parksHot: { worker: 0, main: 0 }, parksIdle: { worker: 0, main: 0 } }))
+  const rows = ROWS.map((row) => ({ row, st: states.get(row.host), parksHot: { worker: 0, main: 0 }, idleWorkerParked: 0, idleMainParks: 0 }))
 
   report('warm-up')
   for (const r of rows) r.meanMs = await guard(warmUp(r.row, r.st, cfg.warmupMs, cfg.maxIters))
@@ -241,9 +239,9 @@ async function runSize(hosts, size, cfg, report) {
     for (const r of b % 2 === 0 ? rows : [...rows].reverse()) {
       const want = Math.min(Math.ceil(r.n / blocks), r.n - r.count)
       if (want <= 0) continue
-      await guard(r.row.loop(r.st, clamp(Math.ceil(want / 10), 1, 10), null, 0, null, 0)) // untimed lead-in
+      await guard(r.row.loop(r.st, clamp(Math.ceil(want / 10), 1, 10), null, 0, null)) // untimed lead-in
       const p0 = parkCounts(r.st)
-      r.count += await guard(r.row.loop(r.st, want, r.hot, r.count, null, 0, performance.now() + blockBudgetMs))
+      r.count += await guard(r.row.loop(r.st, want, r.hot, r.count, null, performance.now() + blockBudgetMs))
       addParks(r.parksHot, p0, parkCounts(r.st))
     }
   }
@@ -253,11 +251,14 @@ async function runSize(hosts, size, cfg, report) {
     report(`call durations: ${r.row.short}`)
     r.hotCalls = new CallTimes(r.row.calls, r.n)
     const eld = await loopDelay()
-    await guard(r.row.loop(r.st, r.n, null, 0, r.hotCalls, 0, performance.now() + 2 * cfg.phaseMs))
+    await guard(r.row.loop(r.st, r.n, null, 0, r.hotCalls, performance.now() + 2 * cfg.phaseMs))
     r.loopDelay = await eld.stop()
   }
 
-  // Idle: every round trip after pauseMs of an idle event loop, the rows alternating.
+  // Idle: every round trip after pauseMs of an idle event loop, the rows alternating. For the
+  // sabpool rows, whether the worker was parked when the request went out (the premise of the
+  // row; the two rows share the worker, so its own park counts could not be told apart), and the
+  // main thread's receive waits that slept during the round trip.
   const idleN = cfg.idleIters
   for (const r of rows) {
     r.idle = new Float64Array(idleN)
@@ -266,9 +267,12 @@ async function runSize(hosts, size, cfg, report) {
   for (let i = 0; i < idleN; i++) {
     if (i % 10 === 0) report(`idle round trips ${i}/${idleN}`)
     for (const r of rows) {
-      const p0 = parkCounts(r.st)
-      await guard(r.row.loop(r.st, 1, r.idle, i, r.idleCalls, cfg.pauseMs))
-      addParks(r.parksIdle, p0, parkCounts(r.st))
+      await delay(cfg.pauseMs)
+      const ch = r.st.toWorker === undefined ? null : r.st
+      if (ch !== null && ch.toWorker.stats().recvWaiting > 0) r.idleWorkerParked++
+      const m0 = ch === null ? 0 : ch.toMain.stats().recvWaits
+      await guard(r.row.loop(r.st, 1, r.idle, i, r.idleCalls))
+      if (ch !== null) r.idleMainParks += ch.toMain.stats().recvWaits - m0
     }
   }
 
@@ -313,7 +317,7 @@ async function runSize(hosts, size, cfg, report) {
       pauseMs: cfg.pauseMs,
       rt: summarize(r.idle, 1e6),
       calls: r.idleCalls.summary(),
-      parks: r.st.toWorker === undefined ? null : perRt(r.parksIdle, idleN),
+      parks: r.st.toWorker === undefined ? null : { workerParkedAtSend: r.idleWorkerParked / idleN, main: r.idleMainParks / idleN },
     },
     // The two sabpool rows share one worker: its payload check counts for both.
     verify: { main: r.st.mismatches, worker: workerMismatches.get(r.row.host) },
