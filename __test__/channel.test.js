@@ -54,6 +54,28 @@ function wakeProbe(channel, kind) {
   return waited.value.finally(() => clearTimeout(keepAlive))
 }
 
+/**
+ * Records this thread's `Atomics.notify` calls on a channel's 'send' or 'recv' epoch word until
+ * `stop()`, which returns how many waiters they asked to wake (Infinity for "all"): how a test sees
+ * that a call woke its parked waiters, one per item, rather than leaving them to the park slice.
+ */
+function notifyRecorder(channel, kind) {
+  const buffer = channel.handle.buffer
+  const index = _internal.OFFSETS[kind === 'send' ? 'sendEpoch' : 'recvEpoch'] >>> 2
+  const original = Atomics.notify
+  let asked = 0
+  Atomics.notify = function notify(typedArray, at, count) {
+    if (typedArray.buffer === buffer && at === index) asked += count === undefined ? Infinity : count
+    return Reflect.apply(original, Atomics, arguments)
+  }
+  return {
+    stop() {
+      Atomics.notify = original
+      return asked
+    },
+  }
+}
+
 /** The invariant of a quiescent pool's counters. */
 function assertPoolConsistent(stats) {
   assert.equal(stats.free, stats.slots - stats.inUse, 'free === slots - inUse')
@@ -324,9 +346,9 @@ describe('send and receive in one thread', () => {
     assert.ok(ticks >= 1, `the event loop kept running while recv() was pending (${ticks} ticks)`)
     assert.equal(pending.settled, false)
     assert.equal(waiters(channel).recv, 1, 'one parked receiver')
-    const woken = wakeProbe(channel, 'recv')
-    setTimeout(() => channel.trySend(leaseWith(pool, 'later')), 10)
-    assert.equal(await woken, 'ok', 'trySend notified the parked receiver')
+    const notified = notifyRecorder(channel, 'recv')
+    await new Promise((resolve) => setTimeout(() => resolve(channel.trySend(leaseWith(pool, 'later'))), 10))
+    assert.equal(notified.stop(), 1, 'trySend woke the parked receiver: one wake-up for one lease')
     const got = await pending.promise
     assert.equal(readText(got), 'later')
     got.release()
@@ -900,11 +922,11 @@ describe('backpressure', () => {
     assert.equal(lease.owned, true, 'the waiting lease is still the sender\'s')
     assert.equal(channel.stats().queued, 2)
     assert.ok(channel.stats().sendWaits >= 1)
-    const woken = wakeProbe(channel, 'send')
+    const notified = notifyRecorder(channel, 'send')
     const first = channel.tryRecv()
+    assert.equal(notified.stop(), 1, 'tryRecv woke the parked sender: one wake-up for one cell')
     assert.equal(readText(first), 'a')
     first.release()
-    assert.equal(await woken, 'ok', 'tryRecv notified the parked sender')
     await pending.promise
     assert.equal(lease.owned, false)
     assert.deepEqual(drainTexts(channel), ['b', 'c'])
@@ -1001,11 +1023,10 @@ describe('async iteration, sendMany, recvMany', () => {
   it('sendMany that throws part-way (a stale lease after good ones) still wakes receivers parked for the ones it sent', async () => {
     const pool = new SharedPool({ slotSize: 16, slots: 8 })
     const channel = chan(pool, { capacity: 4 })
-    const probe = () => wakeProbe(channel, 'recv')
     for (const withStale of [false, true]) {
       const pending = track(channel.recv())
       await waitFor(() => waiters(channel).recv === 1, 'recv() to park')
-      const woken = probe()
+      const notified = notifyRecorder(channel, 'recv')
       const good = leaseWith(pool, `good ${withStale}`)
       if (withStale) {
         const stale = leaseWith(pool, 'stale')
@@ -1015,7 +1036,7 @@ describe('async iteration, sendMany, recvMany', () => {
         assert.equal(channel.sendMany([good]), 1)
       }
       assert.equal(good.owned, false, 'the good lease was sent')
-      assert.equal(await woken, 'ok', `parked receivers were notified (${withStale ? 'sendMany threw part-way' : 'control'})`)
+      assert.equal(notified.stop(), 1, `the parked receiver was woken for the one lease sent (${withStale ? 'sendMany threw part-way' : 'control'})`)
       const got = await pending.promise
       assert.equal(readText(got), `good ${withStale}`)
       got.release()
@@ -1044,7 +1065,7 @@ describe('async iteration, sendMany, recvMany', () => {
     assert.equal(pool.stats().inUse, 0)
   })
 
-  it('recvMany frees room for blocked senders (one wake-up for the batch)', async () => {
+  it('recvMany frees room for blocked senders (one notify call for the batch)', async () => {
     const pool = new SharedPool({ slotSize: 16, slots: 8 })
     const channel = chan(pool, { capacity: 2 })
     channel.sendMany([leaseWith(pool, 'a'), leaseWith(pool, 'b')])
@@ -1053,11 +1074,11 @@ describe('async iteration, sendMany, recvMany', () => {
     const pc = track(channel.send(c))
     const pd = track(channel.send(d))
     await waitFor(() => waiters(channel).send === 2, 'both sends to park')
-    const woken = wakeProbe(channel, 'send')
+    const notified = notifyRecorder(channel, 'send')
     const batch = channel.recvMany(2)
+    assert.equal(notified.stop(), 2, 'recvMany woke both parked senders: one wake-up per cell freed, in one call')
     assert.deepEqual(batch.map(readText), ['a', 'b'])
     batch.forEach((l) => l.release())
-    assert.equal(await woken, 'ok', 'recvMany notified the parked senders')
     await Promise.all([pc.promise, pd.promise])
     assert.deepEqual(drainTexts(channel).sort(), ['c', 'd'])
     assert.equal(pool.stats().inUse, 0)

@@ -9,7 +9,9 @@ const {
   checkInteger, checkOptionsObject, checkTimeout, checkSignal, checkSpin, checkLength, checkCapacity,
   checkName, checkDir, checkFileOptions, checkAllowForeignOwner,
 } = require('./options.js')
-const { DEQUEUE, spinForSent, spinForRoom, filledAtDequeue, isClosed, wakeAll, parkSync, parkAsync } = require('./wait.js')
+const {
+  DEQUEUE, spinForSent, spinForRoom, filledAtDequeue, isClosed, wake, wakeAll, spinBriefly, parkSync, parkAsync,
+} = require('./wait.js')
 const { isLease, checkReuse, reserved } = require('./lease.js')
 const { MemoryRegion, FileRegion, nativeCall } = require('./region.js')
 const { SharedPool, ATTACH, isPool, readHandle, newUid } = require('./pool.js')
@@ -51,6 +53,9 @@ class Channel {
   #recvSite
   #sendSite
   #mask
+  /** `budget => polls made`: spins of async receives and sends (made once, not per call). */
+  #pollSent
+  #pollRoom
 
   /**
    * A bounded ring of slot handoffs in shared memory.
@@ -83,6 +88,10 @@ class Channel {
     const uid = binding.channelUid(this.#ref)
     this.#recvSite = this.#waitSite(region, uid, true)
     this.#sendSite = this.#waitSite(region, uid, false)
+    const i32 = this.#i32
+    const mask = this.#mask
+    this.#pollSent = (budget) => spinForSent(i32, mask, budget)
+    this.#pollRoom = (budget) => spinForRoom(i32, Atomics.load(i32, DEQUEUE), budget)
   }
 
   /** Where receivers (`receivers` true) or senders of this channel park. */
@@ -188,7 +197,7 @@ class Channel {
   /** Status of one send attempt; throws on errors (closed channel, stale lease). */
   #offer(lease, length) {
     const status = lease._sendTo(this.#ref, length)
-    if (status === 1) wakeAll(this.#i32, RECV_EPOCH)
+    if (status === 1) wake(this.#i32, RECV_EPOCH, 1)
     return status
   }
 
@@ -218,6 +227,12 @@ class Channel {
     const signal = checkSignal(options.signal)
     if (signal !== undefined && signal.aborted) throw abortError(signal.target)
     if (this.#offer(lease, length) !== NONE) return
+    const policy = this.#sendSite.spin
+    if (policy.spinAsync()) {
+      const found = spinBriefly(this.#pollRoom) && this.#offer(lease, length) !== NONE
+      policy.spun(found)
+      if (found) return
+    }
     await parkAsync(this.#sendSite, () => (this.#offer(lease, length) !== NONE ? true : undefined),
       timeout, signal, 'send')
   }
@@ -236,9 +251,13 @@ class Channel {
     if (this.#offer(lease, length) !== NONE) return
     // Full means enqueue = dequeue + capacity: poll until the dequeue position moves.
     const i32 = this.#i32
-    for (let budget = spin; budget > 0;) {
+    const policy = this.#sendSite.spin
+    for (let budget = policy.budget(spin); budget > 0;) {
       budget -= spinForRoom(i32, Atomics.load(i32, DEQUEUE), budget)
-      if (this.#offer(lease, length) !== NONE) return
+      if (this.#offer(lease, length) !== NONE) {
+        policy.parked = false
+        return
+      }
     }
     this.#parkToSend(lease, length, timeout)
   }
@@ -259,7 +278,7 @@ class Channel {
       throw statusError(status, 'receive')
     }
     const slot = status >>> 1
-    if ((status & 1) === 1) wakeAll(this.#i32, SEND_EPOCH)
+    if ((status & 1) === 1) wake(this.#i32, SEND_EPOCH, 1)
     return state.lease(slot, state.recordedLength(slot), reuse)
   }
 
@@ -297,6 +316,18 @@ class Channel {
     if (signal !== undefined && signal.aborted) throw abortError(signal.target)
     const lease = this.#take(reuse)
     if (lease !== undefined) return lease
+    return this.#parkToRecvAsync(timeout, signal, reuse)
+  }
+
+  /** The rest of `recv` once nothing was queued: a brief spin while spins have been paying off,
+   * then a park. */
+  #parkToRecvAsync(timeout, signal, reuse) {
+    const policy = this.#recvSite.spin
+    if (policy.spinAsync()) {
+      const lease = spinBriefly(this.#pollSent) ? this.#take(reuse) : undefined
+      policy.spun(lease !== undefined)
+      if (lease !== undefined) return lease
+    }
     return reserved(reuse, () => parkAsync(this.#recvSite, () => this.#take(reuse), timeout, signal, 'recv'))
   }
 
@@ -313,11 +344,14 @@ class Channel {
     const reuse = checkReuse(options.reuse)
     let lease = this.#take(reuse)
     // A filled cell whose lease is not queued yet (still being sent) reads as empty: keep polling.
-    for (let budget = spin; lease === undefined && budget > 0;) {
+    const policy = this.#recvSite.spin
+    for (let budget = policy.budget(spin); lease === undefined && budget > 0;) {
       budget -= spinForSent(this.#i32, this.#mask, budget)
       lease = this.#take(reuse)
     }
-    return lease === undefined ? this.#parkToRecv(timeout, reuse) : lease
+    if (lease === undefined) return this.#parkToRecv(timeout, reuse)
+    policy.parked = false
+    return lease
   }
 
   /** Kept apart from recvSync so its closure is only allocated when the thread parks. */
@@ -335,18 +369,19 @@ class Channel {
       throw makeError('ERR_INVALID_ARG_TYPE', `sendMany needs an array of leases, got ${describe(leases)}`)
     }
     let sent = 0
-    let wake = false
+    let mustWake = false
     try {
       for (const lease of leases) {
         const length = this.#leaseLength(lease) // checks it is a Lease first
         const status = lease._sendTo(this.#ref, length)
         if (status === NONE) break
-        wake ||= status === 1
+        mustWake ||= status === 1
         sent++
       }
     } finally {
-      // Even when a later lease throws, receivers must learn about the ones already sent.
-      if (wake) wakeAll(this.#i32, RECV_EPOCH)
+      // Even when a later lease throws, receivers must learn about the ones already sent: one
+      // wake-up per lease sent.
+      if (mustWake) wake(this.#i32, RECV_EPOCH, sent)
     }
     return sent
   }
@@ -360,31 +395,54 @@ class Channel {
     checkInteger('max', max, 1, 0xffffffff)
     const state = this.#state
     const out = []
-    let wake = false
+    let mustWake = false
     while (out.length < max) {
       const status = channelRecv(this.#ref, state.ref)
       if (status < 0) {
         if (status === NONE) break
         if (status === CLOSED) return out.length === 0 ? null : out
-        if (wake) wakeAll(this.#i32, SEND_EPOCH)
+        if (mustWake) wake(this.#i32, SEND_EPOCH, out.length)
         throw statusError(status, 'receive')
       }
       const slot = status >>> 1
-      wake ||= (status & 1) === 1
+      mustWake ||= (status & 1) === 1
       out.push(state.lease(slot, state.recordedLength(slot), undefined))
     }
-    if (wake) wakeAll(this.#i32, SEND_EPOCH)
+    // One wake-up per cell freed.
+    if (mustWake) wake(this.#i32, SEND_EPOCH, out.length)
     return out
   }
 
-  /** `for await (const lease of channel)`: ends when the channel is closed and drained. */
-  async * [Symbol.asyncIterator]() {
+  /**
+   * `for await (const lease of channel)`: ends when the channel is closed and drained, or when
+   * the loop is left (`break`, `return`, a throw). A lease already queued is taken at once, with
+   * no wait and no promise beyond the one the protocol requires; only an empty channel waits (as
+   * `recv()` does).
+   */
+  [Symbol.asyncIterator]() {
     if (!isChannel(this)) throw invalidThis('Channel', '[Symbol.asyncIterator]', this)
-    for (;;) {
-      const lease = await this.recv()
-      if (lease === null) return
-      yield lease
+    let finished = false
+    const end = (lease) => {
+      if (lease !== null) return { value: lease, done: false }
+      finished = true
+      return { value: undefined, done: true }
     }
+    const next = () => {
+      if (finished) return Promise.resolve({ value: undefined, done: true })
+      let lease
+      try {
+        lease = this.#take(undefined)
+      } catch (error) {
+        return Promise.reject(error)
+      }
+      if (lease === undefined) return this.recv().then(end)
+      return Promise.resolve(end(lease))
+    }
+    const stop = () => {
+      finished = true
+      return Promise.resolve({ value: undefined, done: true })
+    }
+    return { next, return: stop, [Symbol.asyncIterator]() { return this } }
   }
 
   /**

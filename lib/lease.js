@@ -7,7 +7,7 @@ const path = require('node:path')
 const { binding, OFFSETS, NONE, SITE_FREE_SLOT } = require('./native.js')
 const { makeError, statusError, invalidThis, describe } = require('./errors.js')
 const { checkLength } = require('./options.js')
-const { wakeAll } = require('./wait.js')
+const { wake } = require('./wait.js')
 
 const { poolAcquire, poolRelease, poolHandoff, channelSend } = binding
 
@@ -162,8 +162,9 @@ class PoolState {
     return this.lease(slot, 0, reuse)
   }
 
+  /** One slot was freed: wakes one waiter for it. */
   notifyFree() {
-    wakeAll(this.i32, FREE_EPOCH)
+    wake(this.i32, FREE_EPOCH, 1)
   }
 }
 

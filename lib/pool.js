@@ -11,7 +11,7 @@ const {
   checkOptionsObject, checkTimeout, checkSignal, checkSpin, checkTrackLeaks, checkGeometry,
   checkName, checkDir, checkFileOptions, checkAllowForeignOwner,
 } = require('./options.js')
-const { spinForFree, parkSync, parkAsync } = require('./wait.js')
+const { spinForFree, spinBriefly, parkSync, parkAsync } = require('./wait.js')
 const { PoolState, checkReuse, reserved } = require('./lease.js')
 const { MemoryRegion, FileRegion, nativeCall } = require('./region.js')
 
@@ -91,6 +91,8 @@ let isPool
 
 class SharedPool {
   #state
+  /** `budget => polls made` on the free list, for the brief spin of an async acquire. */
+  #pollFree
   #handle
 
   static {
@@ -283,8 +285,17 @@ class SharedPool {
     const reuse = checkReuse(reuseOption)
     if (signal !== undefined && signal.aborted) throw abortError(signal.target)
     const state = this.#state
-    const lease = state.tryAcquire(reuse)
+    let lease = state.tryAcquire(reuse)
     if (lease !== undefined) return lease
+    // A brief spin while such spins have been paying off, then a park.
+    const policy = state.freeSite.spin
+    if (policy.spinAsync()) {
+      const i32 = state.i32
+      const poll = this.#pollFree ??= (budget) => spinForFree(i32, budget)
+      lease = spinBriefly(poll) ? state.tryAcquire(reuse) : undefined
+      policy.spun(lease !== undefined)
+      if (lease !== undefined) return lease
+    }
     return reserved(reuse, () => parkAsync(state.freeSite, () => state.tryAcquire(reuse), timeout, signal, 'acquire'))
   }
 
@@ -300,11 +311,14 @@ class SharedPool {
     const reuse = checkReuse(options.reuse)
     const state = this.#state
     let lease = state.tryAcquire(reuse)
-    for (let budget = spin; lease === undefined && budget > 0;) {
+    const policy = state.freeSite.spin
+    for (let budget = policy.budget(spin); lease === undefined && budget > 0;) {
       budget -= spinForFree(state.i32, budget)
       lease = state.tryAcquire(reuse)
     }
-    return lease ?? this.#parkForFree(timeout, reuse)
+    if (lease === undefined) return this.#parkForFree(timeout, reuse)
+    policy.parked = false
+    return lease
   }
 
   /** Kept apart from acquireSync so its closure is only allocated when the thread parks. */
