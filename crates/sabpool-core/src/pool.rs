@@ -868,9 +868,13 @@ impl<M: Memory> Pool<M> {
       return Ok(None);
     };
     // The slot is ours now (its new generation makes every older lease and ticket for it
-    // stale); its length word held the list's count and is ours to reset.
-    self.count_of(lease.slot)?.store(0, Relaxed);
-    let in_use = self.layout.slot_count - self.free_count()?;
+    // stale); its length word held the list's count and is ours to reset. That count (written
+    // before the slot was pushed, unchanged while it was on the list) is how many slots were free
+    // when we popped it, this one included: the slots in use right after our pop follow from it.
+    let count = self.count_of(lease.slot)?;
+    let free_at_pop = count.load(Relaxed).min(self.layout.slot_count);
+    count.store(0, Relaxed);
+    let in_use = (self.layout.slot_count - free_at_pop + 1).min(self.layout.slot_count);
     let high_water = self.mem.u32_at(P_HIGH_WATER)?;
     if in_use > high_water.load(Relaxed) {
       high_water.fetch_max(in_use, Relaxed);
