@@ -1076,3 +1076,51 @@ describe('reuse: re-arming a lease object that is no longer owned', () => {
     assert.equal(pool.stats().inUse, 0)
   })
 })
+
+describe('two copies of sabpool loaded in one thread', () => {
+  it('both work, interleaved, each with its own pools, leases and errors', () => {
+    const root = path.join(__dirname, '..')
+    // A second copy of the wrapper and of the binding's exports (the addon's init runs again in
+    // this thread), as a duplicated dependency or a cleared require cache gives.
+    const ours = (file) => file.startsWith(path.join(root, 'lib') + path.sep) ||
+      file === path.join(root, 'index.js') || file === path.join(root, 'binding.js') || file.endsWith('.node')
+    const saved = Object.keys(require.cache).filter(ours).map((file) => [file, require.cache[file]])
+    for (const [file] of saved) delete require.cache[file]
+    let other
+    try {
+      other = require('..')
+    } finally {
+      for (const file of Object.keys(require.cache).filter(ours)) delete require.cache[file]
+      for (const [file, module] of saved) require.cache[file] = module
+    }
+    assert.notEqual(other.SharedPool, SharedPool, 'a second copy of the classes')
+    const { Channel } = require('..')
+    const a = new SharedPool({ slotSize: 16, slots: 4 })
+    const b = new other.SharedPool({ slotSize: 16, slots: 4 })
+    const ca = new Channel(a, { capacity: 4 })
+    const cb = new other.Channel(b, { capacity: 4 })
+    for (let round = 0; round < 3; round++) {
+      const la = a.tryAcquire()
+      const lb = b.tryAcquire()
+      const lb2 = b.tryAcquire()
+      assert.equal(ca.trySend(la, 5), true)
+      assert.equal(cb.trySend(lb, 7), true)
+      const ga = ca.tryRecv()
+      const gb = cb.tryRecv()
+      assert.equal(ga.length, 5)
+      assert.equal(gb.length, 7)
+      assert.equal(gb.slot, lb.slot)
+      assert.deepEqual([a.stats().inUse, b.stats().inUse], [1, 2])
+      ga.release()
+      assert.throws(() => ga.release(), { code: 'ERR_SABPOOL_STALE_LEASE' })
+      assert.throws(() => lb.release(), { code: 'ERR_SABPOOL_STALE_LEASE' }, 'sent: no longer the sender\'s')
+      const ticket = lb2.handoff()
+      b.adopt(ticket).release()
+      gb.release()
+      assert.deepEqual([a.stats().inUse, b.stats().inUse], [0, 0])
+    }
+    b.detach()
+    assert.throws(() => b.tryAcquire(), { code: 'ERR_SABPOOL_DETACHED' })
+    a.tryAcquire().release()
+  })
+})

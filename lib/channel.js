@@ -3,7 +3,7 @@
 // Channel: a bounded lock-free MPMC ring of leases in shared memory, in-process or in a mapped
 // file next to a file-backed pool.
 
-const { binding, OFFSETS, NONE, CLOSED, DETACHED_ID, SITE_RECEIVED, SITE_ROOM } = require('./native.js')
+const { binding, OFFSETS, NONE, CLOSED, DETACHED_ID, SITE_RECEIVED, SITE_ROOM, channelRecv } = require('./native.js')
 const { makeError, statusError, abortError, invalidThis, describe } = require('./errors.js')
 const {
   checkInteger, checkOptionsObject, checkTimeout, checkSignal, checkSpin, checkLength, checkCapacity,
@@ -15,8 +15,6 @@ const {
 const { isLease, checkReuse, reserved } = require('./lease.js')
 const { MemoryRegion, FileRegion, nativeCall } = require('./region.js')
 const { SharedPool, ATTACH, isPool, readHandle, newUid } = require('./pool.js')
-
-const { channelRecv } = binding
 
 const CHANNEL_KIND = 'sabpool.channel'
 const RECV_EPOCH = OFFSETS.recvEpoch >>> 2

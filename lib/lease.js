@@ -4,12 +4,12 @@
 // borrowed slot. Both are shared by SharedPool and Channel.
 
 const path = require('node:path')
-const { binding, OFFSETS, NONE, SITE_FREE_SLOT } = require('./native.js')
+const {
+  binding, OFFSETS, NONE, SITE_FREE_SLOT, poolAcquire, poolRelease, poolHandoff, channelSend,
+} = require('./native.js')
 const { makeError, statusError, invalidThis, describe } = require('./errors.js')
 const { checkLength } = require('./options.js')
 const { wake } = require('./wait.js')
-
-const { poolAcquire, poolRelease, poolHandoff, channelSend } = binding
 
 const OWNED = 0
 const RELEASED = 1

@@ -5,7 +5,7 @@
 
 const { randomInt } = require('node:crypto')
 const { constants: bufferConstants } = require('node:buffer')
-const { binding, DETACHED_ID, LAYOUT_VERSION } = require('./native.js')
+const { binding, DETACHED_ID, LAYOUT_VERSION, poolAdopt } = require('./native.js')
 const { makeError, statusError, abortError, invalidThis, describe } = require('./errors.js')
 const {
   checkOptionsObject, checkTimeout, checkSignal, checkSpin, checkTrackLeaks, checkGeometry,
@@ -14,8 +14,6 @@ const {
 const { spinForFree, spinBriefly, parkSync, parkAsync } = require('./wait.js')
 const { PoolState, checkReuse, reserved } = require('./lease.js')
 const { MemoryRegion, FileRegion, nativeCall } = require('./region.js')
-
-const { poolAdopt } = binding
 
 const HANDLE_KIND = 'sabpool.pool'
 

@@ -1,30 +1,36 @@
 //! The hot operations (acquire, release, handoff, adopt, send, receive) as hand-written Node-API
-//! callbacks: integers in, one integer out. Such a callback costs a few tens of nanoseconds, while
-//! the generic `#[napi]` argument conversion costs several times that, which would dominate a
-//! ~100 ns acquire + release. One of the binding's two modules allowed `unsafe` code (the other is
+//! callbacks: integers in, one integer out, through this thread's argument block (see below)
+//! rather than JS arguments. Such a callback costs a few tens of nanoseconds, while the generic
+//! `#[napi]` argument conversion costs several times that, which would dominate a ~100 ns
+//! acquire + release. One of the binding's two modules allowed `unsafe` code (the other is
 //! `memory`).
 //!
 //! A call's result is a non-negative value, or a status: [`STATUS_NONE`] / [`STATUS_CLOSED`]
 //! (not errors), or a negative error status that the JS wrapper turns into an error through the
 //! table `protocol().statuses` exports.
 
+use std::cell::{Cell, RefCell};
 use std::ffi::c_char;
 use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-use napi::bindgen_prelude::{Env, JsValue, Object, Status};
+use napi::bindgen_prelude::{Env, JsValue, Object, Status, Unknown};
 use napi::sys;
 use napi_derive::napi;
 
 use sabpool_core::layout::{C_RECV_EPOCH, C_SEND_EPOCH, P_FREE_EPOCH};
+use sabpool_core::mem::Memory;
 use sabpool_core::{Error, Lease, Received, Sent};
 
+use super::errors;
+use super::memory::{self, ViewRef};
 use super::registry::{self, Lookup};
 
 /// Fast-call results that are not errors.
 pub const STATUS_NONE: i32 = -1;
 pub const STATUS_CLOSED: i32 = -2;
-/// A fast call got arguments that are not numbers (only reachable by bypassing the JS wrapper).
-pub const STATUS_BAD_ARGUMENTS: i32 = -17;
+/// A fast call ran in a thread with no argument block (only reachable by bypassing the JS wrapper).
+pub const STATUS_NO_BLOCK: i32 = -17;
 /// A fast call named a pool or channel this thread does not have (detached or never attached).
 pub const STATUS_UNKNOWN_ID: i32 = -18;
 /// The attachment table was busy (a re-entrant call): an invariant of sabpool broke.
@@ -108,40 +114,71 @@ fn channel_recv_op([id, pool_id]: [u32; 2]) -> i32 {
   }))
 }
 
-// ---- the raw callbacks ------------------------------------------------------------------------
+// ---- the argument block and the raw callbacks --------------------------------------------------
+//
+// Node-API charges per argument: reading one `u32` costs about as much as the operation it feeds
+// (`napi_get_cb_info`, then `napi_get_value_uint32` for each), and returning one costs a
+// `napi_create_int32`. So the fast calls take no JS arguments at all: the wrapper writes them into
+// this thread's argument block, a few words of a SharedArrayBuffer whose memory the binding
+// adopted once (`fastCallBlock`), makes the call, and reads the result back from word 0. The
+// words are untrusted input exactly as arguments would be: each is read once, as a `u32`, and the
+// operation checks it as before.
 
-/// Reads up to N unsigned 32-bit arguments; `None` when one is missing or not a number.
-///
-/// # Safety
-/// `env` and `info` must be the ones Node-API passed to the running callback.
-unsafe fn u32_args<const N: usize>(
-  env: sys::napi_env,
-  info: sys::napi_callback_info,
-) -> Option<[u32; N]> {
-  let mut argc = N;
-  let mut argv: [sys::napi_value; N] = [ptr::null_mut(); N];
-  // SAFETY: `argv` has room for `argc` values; the other out-pointers may be null.
-  let status = unsafe {
-    sys::napi_get_cb_info(
-      env,
-      info,
-      &mut argc,
-      argv.as_mut_ptr(),
-      ptr::null_mut(),
-      ptr::null_mut(),
-    )
-  };
-  if status != sys::Status::napi_ok || argc < N {
-    return None;
+/// Words in the argument block: the most arguments a fast call takes (`channelSend`'s five),
+/// rounded up. Word 0 also carries the result out.
+pub const ARG_WORDS: usize = 8;
+
+type ArgWords = [AtomicU32; ARG_WORDS];
+
+thread_local! {
+  /// This thread's argument block (null until one is registered). Points into the memory that
+  /// `BLOCK_VIEW` keeps alive, and is cleared before that reference is deleted.
+  static BLOCK: Cell<*const ArgWords> = const { Cell::new(ptr::null()) };
+  /// The reference to the block's Uint8Array that keeps its SharedArrayBuffer alive.
+  static BLOCK_VIEW: RefCell<Option<ViewRef>> = const { RefCell::new(None) };
+}
+
+/// The env is going away: forget the block (no fast call can run any more), then drop the
+/// reference that kept its memory alive.
+fn forget_block() {
+  BLOCK.with(|b| b.set(ptr::null()));
+  if let Some(view) = BLOCK_VIEW.with(|v| v.borrow_mut().take()) {
+    view.delete();
   }
-  let mut out = [0u32; N];
-  for (value, slot) in argv.iter().zip(out.iter_mut()) {
-    // SAFETY: each `value` was filled in by `napi_get_cb_info` above.
-    if unsafe { sys::napi_get_value_uint32(env, *value, slot) } != sys::Status::napi_ok {
-      return None;
+}
+
+/// `fastCallBlock(view)`: makes `view` (a Uint8Array of at least `ARG_WORDS` words over a
+/// SharedArrayBuffer, which can be neither detached nor resized) this thread's argument block, and
+/// returns it. If the thread has one already (sabpool's JS loaded twice in one thread), returns
+/// that one instead: every copy of the wrapper in a thread then shares it, which is safe because
+/// fast calls never run JS, so no call can interleave with another's use of the block.
+#[napi]
+pub fn fast_call_block(env: Env, view: Unknown) -> napi::Result<Unknown<'static>, String> {
+  let registered = BLOCK_VIEW.with(|v| v.borrow().as_ref().map(ViewRef::value));
+  let value = match registered {
+    Some(value) => value,
+    None => {
+      let (memory, view_ref) = memory::adopt_view(env.raw(), view.raw()).map_err(errors::core)?;
+      if memory.len() < ARG_WORDS * 4 {
+        view_ref.delete();
+        return Err(errors::error(
+          errors::INVALID_ARG_TYPE,
+          format!("the fast-call block needs at least {} bytes", ARG_WORDS * 4),
+        ));
+      }
+      env
+        .add_env_cleanup_hook((), |_| forget_block())
+        .map_err(|e| errors::internal(&format!("cannot hook the env cleanup: {}", e.reason)))?;
+      let value = view_ref.value();
+      // `SharedMemory` checked the base is non-null and 8-aligned; the length is checked above.
+      BLOCK.with(|b| b.set(memory.base() as *const ArgWords));
+      BLOCK_VIEW.with(|v| *v.borrow_mut() = Some(view_ref));
+      value
     }
-  }
-  Some(out)
+  };
+  let value = value.ok_or_else(|| errors::internal("cannot read the fast-call block"))?;
+  // SAFETY: `value` is a value of the running callback's env, returned to JS from this call.
+  Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
 }
 
 /// # Safety
@@ -149,25 +186,36 @@ unsafe fn u32_args<const N: usize>(
 unsafe fn int32(env: sys::napi_env, value: i32) -> sys::napi_value {
   let mut out = ptr::null_mut();
   // SAFETY: creating a number in the current env; on failure we return null, which Node-API
-  // turns into `undefined` (the wrapper treats that as a bad-argument error).
+  // turns into `undefined`.
   unsafe { sys::napi_create_int32(env, value, &mut out) };
   out
 }
 
-/// Defines an integer-in, integer-out callback over one of the operations above.
+/// Defines a fast callback over one of the operations above: its `$n` arguments are words
+/// `0..$n` of the block, its result goes to word 0, and it returns `undefined`. Called in a thread
+/// with no block, it returns `STATUS_NO_BLOCK` as a number instead (the wrapper registers the
+/// block when it loads, so it never does that).
 macro_rules! fast_fn {
   ($name:ident, $n:literal, $body:path) => {
     unsafe extern "C" fn $name(
       env: sys::napi_env,
-      info: sys::napi_callback_info,
+      _info: sys::napi_callback_info,
     ) -> sys::napi_value {
-      // SAFETY: Node-API calls this with the env and callback info of the current call.
-      let status = match unsafe { u32_args::<$n>(env, info) } {
-        Some(args) => $body(args),
-        None => STATUS_BAD_ARGUMENTS,
-      };
-      // SAFETY: as above.
-      unsafe { int32(env, status) }
+      let block = BLOCK.with(Cell::get);
+      if block.is_null() {
+        // SAFETY: Node-API calls this with the env of the current call.
+        return unsafe { int32(env, STATUS_NO_BLOCK) };
+      }
+      // SAFETY: a non-null `BLOCK` points at `ARG_WORDS` aligned words of a SharedArrayBuffer
+      // kept alive by `BLOCK_VIEW` (see `fast_call_block`), and is nulled before that reference
+      // goes. Every access is atomic: the words may be written by JS at any time.
+      let words = unsafe { &*block };
+      let mut args = [0u32; $n];
+      for (arg, word) in args.iter_mut().zip(words.iter()) {
+        *arg = word.load(Relaxed);
+      }
+      words[0].store($body(args) as u32, Relaxed);
+      ptr::null_mut()
     }
   };
 }
@@ -210,7 +258,7 @@ pub fn register_fast_functions(env: sys::napi_env, exports: sys::napi_value) -> 
         Status::GenericFailure,
         format!(
           "{}: could not register sabpool's native functions",
-          super::errors::INTERNAL_MESSAGE
+          errors::INTERNAL_MESSAGE
         ),
       ));
     }

@@ -23,6 +23,16 @@ pub struct ViewRef {
 }
 
 impl ViewRef {
+  /// The referenced JS value, as a value of the running callback (`None` if Node-API refuses).
+  /// Must be called from a callback of the env that created the reference.
+  pub fn value(&self) -> Option<sys::napi_value> {
+    let mut value = ptr::null_mut();
+    // SAFETY: `raw` is a live reference of `env` (deleted only by `delete`, which consumes self),
+    // and the caller runs in that env; the out-pointer is a local.
+    let status = unsafe { sys::napi_get_reference_value(self.env, self.raw, &mut value) };
+    (status == sys::Status::napi_ok && !value.is_null()).then_some(value)
+  }
+
   /// Deletes the reference. Must run on the thread of the env that created it (registry entries
   /// are thread-local, so it does).
   pub fn delete(self) {

@@ -176,9 +176,9 @@ fn status_table() -> Vec<StatusInfo> {
     .map(|e| entry(e.status(), e.code(), &e.to_string()))
     .collect();
   table.push(entry(
-    fastcall::STATUS_BAD_ARGUMENTS,
-    errors::INVALID_ARG_TYPE,
-    "native call received non-numeric arguments",
+    fastcall::STATUS_NO_BLOCK,
+    errors::INTERNAL,
+    "a native fast call ran in a thread whose argument block is not registered",
   ));
   table.push(entry(
     fastcall::STATUS_UNKNOWN_ID,

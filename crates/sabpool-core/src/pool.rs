@@ -595,27 +595,34 @@ impl<M: Memory> Pool<M> {
   /// slot or nothing. Errors if the head or a slot on it holds a value no correct participant
   /// writes.
   fn settle_head(&self) -> Result<u64> {
+    self.settle_head_and_first().map(|(current, _)| current)
+  }
+
+  /// As [`Pool::settle_head`], also returning the state word of the head's first slot as read
+  /// while the head was that value (0 for an empty list).
+  fn settle_head_and_first(&self) -> Result<(u64, u64)> {
     let head = self.head()?;
     for _ in 0..MAX_RETRIES {
       let current = head.load(SeqCst);
-      if self.settle_step(current)? {
-        return Ok(current);
+      if let Some(first) = self.settle_step(current)? {
+        return Ok((current, first));
       }
       spin_hint();
     }
     Err(Error::Contended)
   }
 
-  /// One step of [`Pool::settle_head`] on the head value `current`: true if it is settled
-  /// already, else does (or finds done by someone else) the next step of what it shows.
-  fn settle_step(&self, current: u64) -> Result<bool> {
+  /// One step of [`Pool::settle_head`] on the head value `current`: if it is settled already,
+  /// the state word of its first slot (0 for an empty list); else does (or finds done by
+  /// someone else) the next step of what it shows, and returns `None`.
+  fn settle_step(&self, current: u64) -> Result<Option<u64>> {
     let head = self.head()?;
     let seen = FreeHead::unpack(current);
     if seen.index == NIL {
       if seen.claimer != 0 {
         return Err(Error::Corrupt("the free-list head claims an empty list"));
       }
-      return Ok(true);
+      return Ok(Some(0));
     }
     if seen.index >= self.layout.slot_count {
       return Err(Error::Corrupt("free-list head names no slot"));
@@ -627,7 +634,7 @@ impl<M: Memory> Pool<M> {
     // slot's word can change only once it is off the list, which moves the head).
     let still = || head.load(SeqCst) == current;
     match (seen.claimer, slot.state) {
-      (0, SlotState::Free) if slot.owner == 0 => return Ok(true),
+      (0, SlotState::Free) if slot.owner == 0 => return Ok(Some(state)),
       (0, SlotState::Releasing) => {
         if still() {
           let _ = word.compare_exchange(
@@ -677,14 +684,14 @@ impl<M: Memory> Pool<M> {
         }
       }
     }
-    Ok(false)
+    Ok(None)
   }
 
   /// Claims the first free slot for `who` and completes the pop; `None` when the list is empty.
   fn pop(&self, who: Participant) -> Result<Option<Lease>> {
     let head = self.head()?;
     for _ in 0..MAX_RETRIES {
-      let current = self.settle_head()?;
+      let (current, first) = self.settle_head_and_first()?;
       let seen = FreeHead::unpack(current);
       if seen.index == NIL {
         return Ok(None);
@@ -700,7 +707,11 @@ impl<M: Memory> Pool<M> {
       // Counted when decided: from here the slot is ours, whoever completes the pop.
       self.bump(who, PART_ACQUIRED)?;
       crash_point()?;
-      // Complete our claim (or find that a helper did: the head has moved past it).
+      if let Some(lease) = self.complete_own_claim(seen.index, first, claim, who)? {
+        return Ok(Some(lease));
+      }
+      // A helper got to a step first: complete our claim (or find that a helper did: the head
+      // has moved past it) the general way.
       let mut done = false;
       for _ in 0..MAX_RETRIES {
         if head.load(SeqCst) != claim.pack() {
@@ -724,6 +735,47 @@ impl<M: Memory> Pool<M> {
       }));
     }
     Err(Error::Contended)
+  }
+
+  /// The claimer's own completion of its pop of `slot`: the two steps [`Pool::settle_step`]
+  /// takes on a claimed head, without reading again what the claim fixed. `first` is the slot's
+  /// state word as read while the head was still the value the claim replaced; the slot was then
+  /// the unclaimed first free slot, whose word only the completion of this claim changes, so a
+  /// compare-and-swap from `first` either makes the slot ours (step 1) or fails because a helper
+  /// did. Returns the lease once step 1 is ours (step 2, moving the head past the slot, is then
+  /// done by us or was done by a helper: either way the head has moved on). `None` when a helper
+  /// did step 1 or the slot's link names no slot: the general loop of `pop` takes over (and
+  /// reports the bad link).
+  fn complete_own_claim(
+    &self,
+    slot: u32,
+    first: u64,
+    claim: FreeHead,
+    who: Participant,
+  ) -> Result<Option<Lease>> {
+    let generation = SlotWord::unpack(first).generation.wrapping_add(1);
+    let leased = SlotWord::new(generation, who.owner(), SlotState::Leased).pack();
+    if self
+      .slot_word(slot)?
+      .compare_exchange(first, leased, SeqCst, SeqCst)
+      .is_err()
+    {
+      return Ok(None);
+    }
+    crash_point()?;
+    // The link cannot change while the slot is the head's (claimed) first.
+    let next = self.next_of(slot)?.load(SeqCst);
+    if next != NIL && next >= self.layout.slot_count {
+      return Ok(None);
+    }
+    if self
+      .head()?
+      .compare_exchange(claim.pack(), claim.with_next(next).pack(), SeqCst, SeqCst)
+      .is_ok()
+    {
+      crash_point()?;
+    }
+    Ok(Some(Lease { slot, generation }))
   }
 
   /// Links `slot`, which `who` has made `Releasing` at `generation`, above the head, then makes
@@ -816,9 +868,13 @@ impl<M: Memory> Pool<M> {
       return Ok(None);
     };
     // The slot is ours now (its new generation makes every older lease and ticket for it
-    // stale); its length word held the list's count and is ours to reset.
-    self.count_of(lease.slot)?.store(0, Relaxed);
-    let in_use = self.layout.slot_count - self.free_count()?;
+    // stale); its length word held the list's count and is ours to reset. That count (written
+    // before the slot was pushed, unchanged while it was on the list) is how many slots were free
+    // when we popped it, this one included: the slots in use right after our pop follow from it.
+    let count = self.count_of(lease.slot)?;
+    let free_at_pop = count.load(Relaxed).min(self.layout.slot_count);
+    count.store(0, Relaxed);
+    let in_use = (self.layout.slot_count - free_at_pop + 1).min(self.layout.slot_count);
     let high_water = self.mem.u32_at(P_HIGH_WATER)?;
     if in_use > high_water.load(Relaxed) {
       high_water.fetch_max(in_use, Relaxed);
