@@ -15,7 +15,7 @@
 //! - `attach`: create, attach, open, close, unlink; reclaiming slots of participants gone.
 //! - `waits`: waiter counts, futex waits and watchers of file-backed regions.
 //! - `stats`: layout facts, counters and the `protocol()` table.
-//! - `codecache`: V8 code caches of the JS wrapper's files, kept once per process (no dependency).
+//! - `codecache`: the JS wrapper's lib/ files and their V8 code caches, once per process.
 #![deny(unsafe_code)]
 
 // Loom builds model the core alone (it has no file-backed regions under loom). A test build
