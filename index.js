@@ -3,6 +3,7 @@
 // sabpool: a preallocated shared-memory buffer pool for worker_threads and processes.
 // This file is the public API only; each concern lives in lib/, every file there importing only
 // from the files listed before it:
+//   load.js     finds the native addon; loads the files below from V8 code caches it keeps
 //   native.js   the binding and the protocol constants it defines (layout, statuses, offsets)
 //   errors.js   error code → class table, makeError, AbortError
 //   options.js  option and argument checks
@@ -12,11 +13,14 @@
 //   pool.js     SharedPool
 //   channel.js  Channel
 
-const { SharedPool } = require('./lib/pool.js')
-const { Channel } = require('./lib/channel.js')
-const { Lease } = require('./lib/lease.js')
-const { AbortError } = require('./lib/errors.js')
-const { OFFSETS } = require('./lib/native.js')
+const { loadLib, storeCodeCaches } = require('./lib/load.js')
+
+const { OFFSETS } = loadLib('native.js', () => require('./lib/native.js'))
+const { SharedPool } = loadLib('pool.js', () => require('./lib/pool.js'))
+const { Channel } = loadLib('channel.js', () => require('./lib/channel.js'))
+const { Lease } = loadLib('lease.js', () => require('./lib/lease.js'))
+const { AbortError } = loadLib('errors.js', () => require('./lib/errors.js'))
+storeCodeCaches()
 
 module.exports = {
   SharedPool,

@@ -56,6 +56,7 @@ describe('entry points', () => {
     assert.equal(out.exitCode, 0)
     assert.equal(out.sameClassViaImport, true)
     assert.equal(out.resolved, path.join(ROOT, 'index.js'))
+    assert.equal(out.bindingSource, 'file', 'the addon loads straight from sabpool.<platform>.node here')
   })
 
   it('a worker round trip with import (main and worker ES modules)', () => {

@@ -131,8 +131,12 @@ describe('npm pack → npm install into an empty project', { skip: HERE ? false 
       assert.equal(out.length, 1000)
       assert.equal(out.exitCode, 0)
       assert.ok(String(out.resolved).includes(path.join('node_modules', 'sabpool', 'index.')), `${script} resolved ${out.resolved}`)
-      if (script.endsWith('.cjs')) assert.equal(out.sameClassViaImport, true)
-      else assert.equal(out.sameClassViaRequire, true)
+      if (script.endsWith('.cjs')) {
+        assert.equal(out.sameClassViaImport, true)
+        assert.equal(out.bindingSource, 'package', `the addon loads straight from sabpool-${HERE}`)
+      } else {
+        assert.equal(out.sameClassViaRequire, true)
+      }
     }
 
     // The installed types work for a TypeScript consumer (typescript and @types/node come from
@@ -178,7 +182,9 @@ describe('npm pack → npm install into an empty project', { skip: HERE ? false 
     for (const script of ['roundtrip.cjs', 'roundtrip.mjs']) {
       const s = run(process.execPath, [script], { cwd: project, timeout: 60_000 })
       assert.equal(s.status, 0, `${script} failed:\n${s.out}`)
-      assert.equal(JSON.parse(s.stdout.trim().split('\n').pop()).ok, true)
+      const out = JSON.parse(s.stdout.trim().split('\n').pop())
+      assert.equal(out.ok, true)
+      if (script.endsWith('.cjs')) assert.equal(out.bindingSource, 'file', `the addon loads straight from the built sabpool.${HERE}.node`)
     }
   })
 })

@@ -1,10 +1,11 @@
 'use strict'
 
-// The native binding and the constants shared with it, defined there once (`binding.protocol()`):
-// layout version, default file mode, wait-site numbers, fast-call results, the detached id, the
-// status table and the region offsets. Every other file of lib/ takes them from here.
+// The native binding (load.js finds it) and the constants shared with it, defined there once
+// (`binding.protocol()`): layout version, default file mode, wait-site numbers, fast-call results,
+// the detached id, the status table and the region offsets. Every other file of lib/ takes them
+// from here.
 
-const binding = require('../binding.js')
+const { binding, BINDING_SOURCE } = require('./load.js')
 
 /** Constants shared with the native side. */
 const PROTOCOL = binding.protocol()
@@ -88,6 +89,8 @@ function channelRecv(channel, pool) {
 
 module.exports = {
   binding,
+  /** Where the binding came from: 'file', 'package' or 'loader' (see load.js). */
+  BINDING_SOURCE,
   poolAcquire,
   poolRelease,
   poolHandoff,

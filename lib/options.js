@@ -9,7 +9,6 @@
 // reads each of its three fields once).
 
 const fs = require('node:fs')
-const os = require('node:os')
 const { OFFSETS, DEFAULT_MODE } = require('./native.js')
 const { makeError, describe } = require('./errors.js')
 
@@ -118,15 +117,21 @@ function checkCapacity(capacity) {
 
 // ---- file-backed regions ------------------------------------------------------------------------
 
-/** Where region files go unless `dir` says otherwise: the RAM-backed /dev/shm where there is one. */
-const DEFAULT_DIR = (() => {
-  try {
-    if (fs.statSync('/dev/shm').isDirectory()) return '/dev/shm'
-  } catch {
-    // no /dev/shm here: use the temporary directory
+/** Where region files go unless `dir` says otherwise: the RAM-backed /dev/shm where there is one.
+ * Found on first use, not at load: most threads never name a file (and node:os costs a start). */
+let defaultDir = null
+
+function defaultDirectory() {
+  if (defaultDir === null) {
+    try {
+      if (fs.statSync('/dev/shm').isDirectory()) defaultDir = '/dev/shm'
+    } catch {
+      // no /dev/shm here: use the temporary directory
+    }
+    defaultDir ??= require('node:os').tmpdir()
   }
-  return os.tmpdir()
-})()
+  return defaultDir
+}
 
 function checkName(name) {
   if (typeof name !== 'string') {
@@ -136,7 +141,7 @@ function checkName(name) {
 }
 
 function checkDir(dir) {
-  if (dir === undefined) return DEFAULT_DIR
+  if (dir === undefined) return defaultDirectory()
   if (typeof dir !== 'string' || dir.length === 0) {
     throw makeError('ERR_INVALID_ARG_TYPE', `dir must be a non-empty string, got ${describe(dir)}`)
   }

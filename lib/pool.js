@@ -3,7 +3,6 @@
 // SharedPool: a preallocated pool of fixed-size slots in shared memory, in-process (a
 // SharedArrayBuffer) or in a mapped file that other processes open by name.
 
-const { randomInt } = require('node:crypto')
 const { constants: bufferConstants } = require('node:buffer')
 const { binding, DETACHED_ID, LAYOUT_VERSION, poolAdopt } = require('./native.js')
 const { makeError, statusError, abortError, invalidThis, describe } = require('./errors.js')
@@ -23,8 +22,13 @@ const ATTACH = Symbol('attach')
 /** Largest SharedArrayBuffer a pool may ask for: V8's limit is 2^53 - 1 bytes on 64-bit. */
 const MAX_REGION_BYTES = Number.MAX_SAFE_INTEGER
 
+/** node:crypto's randomInt, loaded by the first create: attaching never needs it, and loading
+ * node:crypto in a worker cost about a fifth of what loading sabpool did. */
+let randomInt = null
+
 /** A random uid for a new pool or channel (0 is never used). */
 function newUid() {
+  randomInt ??= require('node:crypto').randomInt
   return randomInt(1, 0xffffffff)
 }
 

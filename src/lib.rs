@@ -15,6 +15,7 @@
 //! - `attach`: create, attach, open, close, unlink; reclaiming slots of participants gone.
 //! - `waits`: waiter counts, futex waits and watchers of file-backed regions.
 //! - `stats`: layout facts, counters and the `protocol()` table.
+//! - `codecache`: the JS wrapper's lib/ files and their V8 code caches, once per process.
 #![deny(unsafe_code)]
 
 // Loom builds model the core alone (it has no file-backed regions under loom). A test build
@@ -23,6 +24,7 @@
 #[cfg(not(any(loom, test)))]
 mod binding {
   pub mod attach;
+  pub mod codecache;
   pub mod errors;
   #[allow(unsafe_code)]
   pub mod fastcall;

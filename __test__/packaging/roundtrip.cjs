@@ -43,6 +43,8 @@ async function main() {
     acquired: stats.acquired,
     sameClassViaImport: viaImport.SharedPool === SharedPool && viaImport.AbortError === AbortError,
     resolved: require.resolve('sabpool'),
+    // Where the addon came from: the built file in a checkout, the platform package when installed.
+    bindingSource: require(path.join(path.dirname(require.resolve('sabpool')), 'lib', 'native.js')).BINDING_SOURCE,
   }))
 }
 
