@@ -15,6 +15,10 @@ const OWNED = 0
 const RELEASED = 1
 const HANDED_OFF = 2
 const SENT = 3
+/** Added to the state of a lease that is no longer owned while a pending call will re-arm it
+ * (`reuse`); the low bits keep how it stopped being owned. */
+const RESERVED = 4
+const HOW = 3
 
 const FREE_EPOCH = OFFSETS.freeEpoch >>> 2
 
@@ -177,9 +181,9 @@ class Lease {
   #slot
   #generation
   #length
+  /** OWNED, RELEASED, HANDED_OFF or SENT; plus RESERVED while a pending receive or acquire
+   * waits to re-arm this object (`reuse`). */
   #state = OWNED
-  /** True while a pending receive or acquire waits to re-arm this object (`reuse`). */
-  #reserved = false
 
   static {
     // Module-private helpers with access to the private fields (see their declarations below).
@@ -192,13 +196,14 @@ class Lease {
       if (reuse.#state === OWNED) {
         throw makeError('ERR_SABPOOL_LEASE_IN_USE', `reuse must be a lease that was released, handed off or sent; slot ${reuse.#slot} is still owned`)
       }
-      if (reuse.#reserved) {
+      if ((reuse.#state & RESERVED) !== 0) {
         throw makeError('ERR_SABPOOL_LEASE_IN_USE', 'reuse: this Lease is reserved by a pending receive or acquire that will re-arm it; pass another one, or wait for that call to settle')
       }
       return reuse
     }
     reserve = (lease, reserved) => {
-      lease.#reserved = reserved
+      // Unreserving a lease that was re-armed (owned) meanwhile leaves it owned.
+      lease.#state = reserved ? lease.#state | RESERVED : lease.#state & ~RESERVED
     }
     rearm = (lease, pool, slot, generation, length) => {
       if (lease.#state === OWNED) return false
@@ -207,7 +212,6 @@ class Lease {
       lease.#generation = generation
       lease.#length = length
       lease.#state = OWNED
-      lease.#reserved = false
       return true
     }
   }
@@ -282,7 +286,8 @@ class Lease {
 
   /** The error for using a lease this thread no longer owns. */
   #stale(what) {
-    const how = this.#state === RELEASED ? 'released' : this.#state === HANDED_OFF ? 'handed off' : 'sent'
+    const stopped = this.#state & HOW
+    const how = stopped === RELEASED ? 'released' : stopped === HANDED_OFF ? 'handed off' : 'sent'
     return makeError('ERR_SABPOOL_STALE_LEASE', `${what}: this lease was already ${how} (slot ${this.#slot})`)
   }
 
@@ -355,7 +360,7 @@ class Lease {
 
   [Symbol.for('nodejs.util.inspect.custom')]() {
     if (!isLease(this)) return 'Lease <not a lease>'
-    const state = ['owned', 'released', 'handed off', 'sent'][this.#state]
+    const state = ['owned', 'released', 'handed off', 'sent'][this.#state & HOW] + ((this.#state & RESERVED) !== 0 ? ', reserved' : '')
     return `Lease { slot: ${this.#slot}, generation: ${this.#generation}, length: ${this.#length}, ${state} }`
   }
 }

@@ -573,8 +573,9 @@ impl<M: Memory> Pool<M> {
   //   is there. So the head says how many slots are free, with no counter to update separately.
   //
   // Orderings: every head and state-word access here is `SeqCst`. Pushes must at least release
-  // (the slot's link, its count and the releaser's payload writes are visible to the next owner)
-  // and pops acquire; helpers read a state word and then re-read the head, and must not see the
+  // (the slot's link, its count and the releaser's payload writes are visible to the next owner;
+  // link and count are plain stores made before the push's CAS, which publishes them) and pops
+  // acquire; helpers read a state word and then re-read the head, and must not see the
   // head newer than the word they read (both `SeqCst`: a single total order). The Dekker-style
   // handshake with parked acquirers (see the top of this file) needs `SeqCst` anyway.
 
@@ -792,8 +793,13 @@ impl<M: Memory> Pool<M> {
       } else {
         self.count_of(seen.index)?.load(SeqCst)
       };
-      next.store(seen.index, SeqCst);
-      count.store(below.wrapping_add(1), SeqCst);
+      // Plain stores: the slot is ours (`Releasing`) and off the list until the CAS below, which
+      // publishes them (a release, like the payload); whoever reads them has read a head naming
+      // the slot, so it synchronises with that CAS or a later one (every head change is a
+      // read-modify-write, all of them in its release sequence). A `SeqCst` store would cost a
+      // locked instruction on x86 for nothing.
+      next.store(seen.index, Relaxed);
+      count.store(below.wrapping_add(1), Relaxed);
       if head
         .compare_exchange(current, seen.with_next(slot).pack(), SeqCst, SeqCst)
         .is_ok()
