@@ -340,9 +340,11 @@ export interface ChannelOpenOptions extends FileOptions, ForeignOwnerOptions {
 
 export interface ChannelStats {
   capacity: number
-  /** Leases in the ring now. */
+  /** Leases in the ring now (also counting, for a moment, a cell a late sender had to skip). */
   queued: number
+  /** Leases sent, over every thread (ring positions filled, less the cells skipped). */
   sent: number
+  /** Leases received, over every thread. */
   received: number
   /** Times a sender parked because the ring was full. */
   sendWaits: number

@@ -435,7 +435,13 @@ impl<M: Memory> Channel<M> {
           continue;
         }
       } else if at.wrapping_sub(pos) > capacity {
-        let _ = cell.compare_exchange(full, RingCell::Skip { tag, lease }.pack(), SeqCst, Relaxed);
+        if cell
+          .compare_exchange(full, RingCell::Skip { tag, lease }.pack(), SeqCst, Relaxed)
+          .is_ok()
+        {
+          // Statistics only (a death right here leaves them one off): Relaxed.
+          self.mem.u64_at(C_SKIPPED)?.fetch_add(1, Relaxed);
+        }
         return Ok(Commit::Lapped);
       }
       if STOP == AFTER_COMMIT {
@@ -635,12 +641,16 @@ impl<M: Memory> Channel<M> {
   pub fn stats(&self) -> Result<ChannelStats> {
     let enq = self.mem.u64_at(C_ENQ)?.load(Relaxed);
     let deq = self.mem.u64_at(C_DEQ)?.load(Relaxed);
-    let sent = enq & !CLOSED;
+    // Positions filled and passed, less the ones that carried no lease (while a skipped cell is
+    // still ahead of the dequeue position, `queued` counts it and `received` is one short).
+    let skipped = self.mem.u64_at(C_SKIPPED)?.load(Relaxed);
+    let filled = enq & !CLOSED;
+    let sent = filled.saturating_sub(skipped);
     Ok(ChannelStats {
       capacity: self.layout.capacity,
-      queued: sent.saturating_sub(deq).min(self.layout.capacity as u64),
+      queued: filled.saturating_sub(deq).min(self.layout.capacity as u64),
       sent,
-      received: deq,
+      received: deq.saturating_sub(skipped).min(sent),
       send_waits: self.mem.u64_at(C_SEND_WAITS)?.load(Relaxed),
       recv_waits: self.mem.u64_at(C_RECV_WAITS)?.load(Relaxed),
       closed: enq & CLOSED != 0,

@@ -90,6 +90,9 @@ pub const C_CAPACITY: usize = 24;
 pub const C_POOL_UID: usize = 28;
 /// Enqueue position (u64); bit 63 set means closed.
 pub const C_ENQ: usize = LINE;
+/// Ring positions that carried no lease (u64): cells senders turned into `Skip` because their
+/// fill landed laps late. The stats subtract them, so `sent`/`received` count leases.
+pub const C_SKIPPED: usize = LINE + 8;
 /// Dequeue position (u64).
 pub const C_DEQ: usize = 2 * LINE;
 pub const C_RECV_WAITERS: usize = 3 * LINE;
