@@ -199,6 +199,8 @@ class WaitSite {
     this.kind = spec.kind
     this.uid = spec.uid
     this.spin = new SpinPolicy()
+    /** `changed` promises settle by themselves within their `ms` (V8's `waitAsync` timeout). */
+    this.settlesItself = true
   }
 
   /** Passes on a wake-up this thread took but will not use, to the next parked waiter. */
@@ -236,6 +238,8 @@ class FileWaitSite extends WaitSite {
     this.watching = false
     /** The async wait armed natively: `{ epoch, promise, resolve }`. */
     this.pending = undefined
+    /** The watcher's promise settles on a wake-up only: the caller bounds the park with a timer. */
+    this.settlesItself = false
   }
 
   sleep(epoch, ms) {
@@ -361,11 +365,16 @@ function parkSyncLoop(site, attempt, timeout, what) {
  * Non-blocking wait (any thread). While a park is pending, a ref'd timer keeps the event loop
  * alive: `Atomics.waitAsync` alone does not (nodejs/node#44729).
  */
-async function parkAsync(site, attempt, timeout, signal, what) {
-  if (!waitChannel.hasSubscribers) return parkAsyncLoop(site, attempt, timeout, signal, what)
+function parkAsync(site, attempt, timeout, signal, what) {
+  const loop = signal === undefined && site.settlesItself ? parkAsyncPlain : parkAsyncLoop
+  if (!waitChannel.hasSubscribers) return loop(site, attempt, timeout, signal, what)
+  return parkAsyncPublished(loop, site, attempt, timeout, signal, what)
+}
+
+async function parkAsyncPublished(loop, site, attempt, timeout, signal, what) {
   const started = performance.now()
   try {
-    const result = await parkAsyncLoop(site, attempt, timeout, signal, what)
+    const result = await loop(site, attempt, timeout, signal, what)
     publishWait(site, what, started)
     return result
   } catch (error) {
@@ -375,6 +384,25 @@ async function parkAsync(site, attempt, timeout, signal, what) {
 }
 
 const SLICE_ENDED = Symbol('slice ended')
+
+/**
+ * Keeps this thread's event loop alive while any async park is pending: `Atomics.waitAsync` alone
+ * does not (nodejs/node#44729). One interval timer per thread, ref'd while the count of pending
+ * parks is non-zero: a park costs two counter updates instead of a timer of its own.
+ */
+let keepAliveTimer
+let pendingParks = 0
+
+function parkStarted() {
+  if (pendingParks++ === 0) {
+    keepAliveTimer ??= setInterval(() => {}, 0x7fffffff)
+    keepAliveTimer.ref()
+  }
+}
+
+function parkEnded() {
+  if (--pendingParks === 0) keepAliveTimer.unref()
+}
 
 /**
  * `signal` is undefined or what `checkSignal` returned (`{ target, aborted, add, remove }`): its
@@ -446,6 +474,46 @@ async function parkAsyncLoop(site, attempt, timeout, signal, what) {
         if (result === undefined) throw error // eslint-disable-line no-unsafe-finally
       }
     }
+  }
+}
+
+/**
+ * The async wait without a signal, on a site whose `changed` promise settles by itself within the
+ * slice (in-process regions: V8's `waitAsync` timeout). No abort can interrupt a park, so every
+ * park ends through its own promise: a wake-up it takes is always seen here, and passed on only
+ * when the wait leaves by throwing (the deadline passed, or `attempt` threw).
+ */
+async function parkAsyncPlain(site, attempt, timeout, _signal, what) {
+  const deadline = performance.now() + timeout
+  let woken = false
+  try {
+    for (;;) {
+      site.register(1)
+      try {
+        const epoch = Atomics.load(site.i32, site.epochIndex)
+        const result = attempt()
+        if (result !== undefined) return result
+        woken = false
+        // Awaiting V8's own promise allocates no timer, closure or promise of ours per park.
+        const changed = site.changed(epoch, nextSlice(site, deadline, timeout, what))
+        if (changed !== undefined) {
+          parkStarted()
+          let outcome
+          try {
+            outcome = await changed
+          } finally {
+            parkEnded()
+          }
+          if (outcome === 'timed-out') site.idle()
+          else if (outcome === 'ok') woken = true
+        }
+      } finally {
+        site.register(-1)
+      }
+    }
+  } catch (error) {
+    if (woken) site.forward()
+    throw error
   }
 }
 
