@@ -179,6 +179,22 @@ function targets(cells, parked, sizes, threshold, eventLoop = {}, coldStart = nu
     ...(eventLoop.fanout?.cells ?? []).filter((c) => c.group === 'sabpool').map((c) => ({ v: c.calls.all.p99, using: [c] })),
   ]
   addWorst('event loop: sabpool call on the main thread, p99 (worst event-loop cell)', calls, '≤', 20000, 'ns')
+  // The same calls next to the postMessage call of the same pattern (size, hot or idle, consumers):
+  // a call that wakes a parked thread pays the machine's wake-up (a futex or eventfd write, and on
+  // a VM the host waking an idle vCPU), which postMessage pays as well.
+  const peerRatios = []
+  for (const c of service.filter((x) => x.mechanism === 'service-await')) {
+    const peers = service.filter((x) => x.group === 'postMessage' && x.size === c.size)
+    for (const phase of ['hot', 'idle']) {
+      const peer = Math.min(...peers.map((x) => x[phase].calls.all.p99))
+      if (peers.length > 0 && peer > 0) peerRatios.push({ v: c[phase].calls.all.p99 / peer, using: [c, ...peers] })
+    }
+  }
+  for (const c of (eventLoop.fanout?.cells ?? []).filter((x) => x.group === 'sabpool')) {
+    const peer = eventLoop.fanout.cells.find((x) => x.group === 'postMessage' && x.size === c.size && x.consumers === c.consumers)
+    if (peer !== undefined && peer.calls.all.p99 > 0) peerRatios.push({ v: c.calls.all.p99 / peer.calls.all.p99, using: [c, peer] })
+  }
+  addWorst("event loop: sabpool call p99 / postMessage's call p99 in the same pattern (worst service or fan-out cell)", peerRatios, '≤', 1, 'ratio')
 
   // ---- worker cold start -------------------------------------------------------------------------
   if (coldStart !== null && coldStart.plain && coldStart.sabpool) {
