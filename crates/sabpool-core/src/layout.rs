@@ -1,6 +1,7 @@
-//! Byte layout of pool and channel regions, and validation of headers read from shared memory.
+//! Byte layout of pool, channel and table regions, and validation of headers read from shared
+//! memory.
 //!
-//! Both kinds of region start with a 64-byte header; every word that different threads write
+//! Every kind of region starts with a 64-byte header; every word that different threads write
 //! often sits on its own 64-byte cache line. Offsets are computed once from validated header
 //! fields and cached in Rust, so later scribbles on the header cannot move any bound.
 
@@ -18,8 +19,10 @@ pub const VERSION: u32 = 2;
 pub const POOL_MAGIC: u32 = u32::from_le_bytes(*b"SBPL");
 /// "SBCH", little-endian.
 pub const CHANNEL_MAGIC: u32 = u32::from_le_bytes(*b"SBCH");
+/// "SBTB", little-endian.
+pub const TABLE_MAGIC: u32 = u32::from_le_bytes(*b"SBTB");
 
-// Header fields shared by both kinds.
+// Header fields shared by every kind.
 pub const H_MAGIC: usize = 0;
 pub const H_VERSION: usize = 4;
 pub const H_UID: usize = 8;
@@ -105,6 +108,13 @@ pub const C_CELLS: usize = 5 * LINE;
 /// Ring cell: one u64, a [`RingCell`](super::words::RingCell).
 pub const CELL_SIZE: usize = 8;
 pub const MAX_CAPACITY: u32 = 1 << 24;
+
+// Table header: the uid of the pool the table belongs to, and how many 32-bit words it holds.
+pub const T_POOL_UID: usize = 24;
+pub const T_WORDS: usize = 28;
+/// The words start on the line after the header.
+pub const T_DATA: usize = LINE;
+pub const MAX_TABLE_WORDS: u32 = 1 << 26;
 
 pub const fn round_up(n: u64, to: u64) -> u64 {
   n.div_ceil(to) * to
@@ -243,5 +253,51 @@ impl ChannelLayout {
 
   pub fn cell(&self, pos: u64) -> usize {
     C_CELLS + (pos & (self.capacity as u64 - 1)) as usize * CELL_SIZE
+  }
+}
+
+/// Geometry of a table region: a header line, then `words` 32-bit words that JS reads and writes
+/// with `Atomics`. The core never interprets the words, so nothing it does depends on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableLayout {
+  pub words: u32,
+  pub total_len: usize,
+}
+
+impl TableLayout {
+  pub fn new(words: u32) -> Result<Self> {
+    if words == 0 || words > MAX_TABLE_WORDS {
+      return Err(Error::BadHandle("table word count out of range"));
+    }
+    // At most 64 + 2^28 bytes: fits any usize of 32 bits or more.
+    let total = round_up(T_DATA as u64 + words as u64 * 4, LINE as u64);
+    Ok(TableLayout {
+      words,
+      total_len: total as usize,
+    })
+  }
+
+  /// Reads and validates the header of an existing table region; returns the layout, the table's
+  /// uid and the uid of the pool it belongs to.
+  pub fn read<M: Memory>(mem: &M) -> Result<(Self, u32, u32)> {
+    if mem.len() < T_DATA {
+      return Err(Error::BadHandle("region shorter than a table header"));
+    }
+    let word = |off| mem.u32_at(off).map(|w| w.load(Ordering::Acquire));
+    if word(H_MAGIC)? != TABLE_MAGIC {
+      return Err(Error::BadHandle("wrong magic: not a table region"));
+    }
+    if word(H_VERSION)? != VERSION {
+      return Err(Error::BadHandle("unsupported layout version"));
+    }
+    let layout = TableLayout::new(word(T_WORDS)?)?;
+    if mem.u64_at(H_TOTAL_LEN)?.load(Ordering::Relaxed) != layout.total_len as u64 {
+      return Err(Error::BadHandle("header sizes are inconsistent"));
+    }
+    // `total_len` covers the words (`new` rounds their end up), so this bounds both.
+    if layout.total_len > mem.len() {
+      return Err(Error::BadHandle("region is truncated"));
+    }
+    Ok((layout, word(H_UID)?, word(T_POOL_UID)?))
   }
 }

@@ -1,9 +1,9 @@
-//! sabpool-core: region layout, validation, the pool and the channel. No Node-API types;
+//! sabpool-core: region layout, validation, the pool, the channel and the table. No Node-API types;
 //! everything here is tested with `cargo test` (and `--cfg loom` models).
 //!
 //! Modules: `layout` (byte offsets and header validation), `words` (the packed words' bits),
 //! `mem` (atomic word access to a region), `sync` (std or loom atomics), `pool`, `channel`,
-//! `error`, and, outside loom builds, `futex` (cross-process waits) and `shm` (file-backed
+//! `table` (raw words next to a pool), `error`, and, outside loom builds, `futex` (cross-process waits) and `shm` (file-backed
 //! regions: creating, naming, opening, the stale-file rule, which processes are alive).
 
 #![deny(unsafe_code)]
@@ -22,10 +22,12 @@ pub mod pool;
 #[cfg(not(loom))]
 pub mod shm;
 pub mod sync;
+pub mod table;
 pub mod words;
 
 pub use channel::{Channel, ChannelStats, Received, RecvStep, SendStep, Sent};
 pub use error::{Error, Result};
 pub use mem::{Memory, OwnedMemory};
 pub use pool::{DeadReclaim, Lease, Participant, Pool, PoolStats, ProcessId, Wake};
+pub use table::Table;
 pub use words::{FreeHead, RingCell, SlotState, SlotWord};

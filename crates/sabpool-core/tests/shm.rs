@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sabpool_core::shm::{self, MappedMemory, RegionFile, ShmError};
-use sabpool_core::{Channel, Error, Pool, ProcessId};
+use sabpool_core::{Channel, Error, Pool, ProcessId, Table};
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -386,4 +386,107 @@ fn channel_files_are_replaced_only_when_left_over_from_another_pool() {
   ));
   let channel = Channel::attach_to_pool(mem, 2).unwrap();
   assert_eq!((channel.uid(), channel.pool_uid()), (12, 2));
+}
+
+#[test]
+fn table_files_are_replaced_only_when_left_over_from_another_pool() {
+  let dir = TempDir::new("tablefile");
+  let layout = sabpool_core::layout::TableLayout::new(100).unwrap();
+  let file = shm::create_table_file(&dir.0, "t", layout, 20, 1, shm::DEFAULT_MODE).unwrap();
+  assert_eq!(file.path(), dir.0.join("sabpool.t.table"));
+  assert_eq!(file.len(), layout.total_len);
+  let table = Table::attach_to_pool(MappedMemory::new(file.clone()).unwrap(), 1).unwrap();
+  table
+    .word(99)
+    .unwrap()
+    .store(7, std::sync::atomic::Ordering::SeqCst);
+  // A valid table of the same pool is in use: never replaced.
+  assert!(matches!(
+    shm::create_table_file(&dir.0, "t", layout, 21, 1, shm::DEFAULT_MODE),
+    Err(ShmError::Exists(_))
+  ));
+  let opened = shm::open_table_file(&dir.0, "t", Default::default()).unwrap();
+  let again = Table::attach_to_pool(MappedMemory::new(opened).unwrap(), 1).unwrap();
+  assert_eq!((again.uid(), again.words()), (20, 100));
+  assert_eq!(
+    again
+      .word(99)
+      .unwrap()
+      .load(std::sync::atomic::Ordering::SeqCst),
+    7
+  );
+  // Pool 2 took the name over: the table of pool 1 is left over and replaced by a zeroed one.
+  drop(shm::create_table_file(&dir.0, "t", layout, 22, 2, shm::DEFAULT_MODE).unwrap());
+  let opened = shm::open_table_file(&dir.0, "t", Default::default()).unwrap();
+  let mem = MappedMemory::new(opened).unwrap();
+  assert!(matches!(
+    Table::attach_to_pool(mem.clone(), 1),
+    Err(Error::BadHandle(_))
+  ));
+  let table = Table::attach_to_pool(mem, 2).unwrap();
+  assert_eq!((table.uid(), table.pool_uid()), (22, 2));
+  assert_eq!(
+    table
+      .word(99)
+      .unwrap()
+      .load(std::sync::atomic::Ordering::SeqCst),
+    0
+  );
+  // The mapping of the replaced file stays valid for whoever still has it.
+  assert_eq!(
+    again
+      .word(99)
+      .unwrap()
+      .load(std::sync::atomic::Ordering::SeqCst),
+    7
+  );
+}
+
+#[test]
+fn table_files_refuse_bad_names_other_kinds_and_missing_names() {
+  let dir = TempDir::new("tablebad");
+  let layout = sabpool_core::layout::TableLayout::new(4).unwrap();
+  for bad in ["", "../t", "a/b", ".hidden"] {
+    assert!(matches!(
+      shm::create_table_file(&dir.0, bad, layout, 1, 1, shm::DEFAULT_MODE),
+      Err(ShmError::BadName(_))
+    ));
+    assert!(matches!(
+      shm::open_table_file(&dir.0, bad, Default::default()),
+      Err(ShmError::BadName(_))
+    ));
+  }
+  assert!(matches!(
+    shm::open_table_file(&dir.0, "missing", Default::default()),
+    Err(ShmError::NotFound(_))
+  ));
+  // A channel file under the table's name is not a table: never replaced, never attached.
+  let channel = sabpool_core::layout::ChannelLayout::new(4).unwrap();
+  let file = shm::create_channel_file(&dir.0, "x", channel, 1, 1, shm::DEFAULT_MODE).unwrap();
+  std::fs::copy(file.path(), dir.0.join("sabpool.x.table")).unwrap();
+  assert!(matches!(
+    shm::create_table_file(&dir.0, "x", layout, 1, 2, shm::DEFAULT_MODE),
+    Err(ShmError::Exists(_))
+  ));
+  let opened = shm::open_table_file(&dir.0, "x", Default::default()).unwrap();
+  assert!(matches!(
+    Table::attach(MappedMemory::new(opened).unwrap()),
+    Err(Error::BadHandle(_))
+  ));
+  // Owner-only by default, or the mode asked for.
+  let mode = |name: &str| {
+    std::fs::metadata(dir.0.join(format!("sabpool.{name}.table")))
+      .unwrap()
+      .permissions()
+      .mode()
+      & 0o777
+  };
+  drop(shm::create_table_file(&dir.0, "own", layout, 1, 1, shm::DEFAULT_MODE).unwrap());
+  assert_eq!(mode("own"), 0o600);
+  drop(shm::create_table_file(&dir.0, "grp", layout, 1, 1, 0o660).unwrap());
+  assert_eq!(mode("grp"), 0o660);
+  assert!(matches!(
+    shm::create_table_file(&dir.0, "ro", layout, 1, 1, 0o400),
+    Err(ShmError::BadMode(_))
+  ));
 }

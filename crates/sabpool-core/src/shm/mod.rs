@@ -1,9 +1,9 @@
-//! Regions backed by a memory-mapped file, so processes can share a pool or channel.
+//! Regions backed by a memory-mapped file, so processes can share a pool, channel or table.
 //!
 //! A region file is written in full under a temporary name and then published with `link(2)`,
 //! which fails if the name exists: other processes never see a half-initialised region, and two
 //! creators of one name cannot both win. Opening maps the whole file and leaves validation to
-//! `Pool::attach`/`Channel::attach`, which refuse anything whose header does not describe a region
+//! `Pool::attach`/`Channel::attach`/`Table::attach`, which refuse anything whose header does not describe a region
 //! that fits in the file. Files are created with owner-only permissions unless asked otherwise.
 //!
 //! A file another process shrinks while mapped makes accesses past its new end raise SIGBUS; only
@@ -14,9 +14,10 @@ use std::sync::Arc;
 
 use super::channel::Channel;
 use super::error::{Error, Result};
-use super::layout::{ChannelLayout, PoolLayout};
+use super::layout::{ChannelLayout, PoolLayout, TableLayout};
 use super::mem::Memory;
 use super::pool::{Participant, Pool, ProcessId};
+use super::table::Table;
 
 // The one unsafe step of file-backed regions: a mapping as `SharedMemory`.
 #[allow(unsafe_code)]
@@ -220,6 +221,12 @@ pub fn channel_file_name(name: &str) -> std::result::Result<String, ShmError> {
   Ok(format!("sabpool.{name}.channel"))
 }
 
+/// File name of the table region called `name` in its directory: `sabpool.<name>.table`.
+pub fn table_file_name(name: &str) -> std::result::Result<String, ShmError> {
+  validate_name(name)?;
+  Ok(format!("sabpool.{name}.table"))
+}
+
 /// The stale-file rule for pools: a pool region is left over once no participant of it belongs to
 /// a live process. Errors when `memory` is not a valid pool region (never replaced then).
 pub fn pool_is_stale<M: Memory>(memory: M) -> Result<bool> {
@@ -231,6 +238,13 @@ pub fn pool_is_stale<M: Memory>(memory: M) -> Result<bool> {
 /// valid channel region (never replaced then).
 pub fn channel_is_stale<M: Memory>(memory: M, pool_uid: u32) -> Result<bool> {
   Ok(Channel::attach(memory)?.pool_uid() != pool_uid)
+}
+
+/// The stale-file rule for tables, the channels' one: a table region is left over when it belongs
+/// to another pool than `pool_uid` (an earlier pool of the same name). Errors when `memory` is not
+/// a valid table region (never replaced then).
+pub fn table_is_stale<M: Memory>(memory: M, pool_uid: u32) -> Result<bool> {
+  Ok(Table::attach(memory)?.pool_uid() != pool_uid)
 }
 
 /// Creates the pool region file for `name` in `dir` (see [`pool_file_name`]), replacing a stale
@@ -287,6 +301,28 @@ pub fn create_channel_file(
   .map(|(file, ())| file)
 }
 
+/// Creates the table region file for `name` in `dir` (see [`table_file_name`]) belonging to the
+/// pool `pool_uid`, its words zeroed, replacing a stale one ([`table_is_stale`]); a valid table of
+/// the same pool is in use ([`ShmError::Exists`]).
+pub fn create_table_file(
+  dir: &Path,
+  name: &str,
+  layout: TableLayout,
+  uid: u32,
+  pool_uid: u32,
+  mode: u32,
+) -> std::result::Result<Arc<RegionFile>, ShmError> {
+  create(
+    dir,
+    &table_file_name(name)?,
+    layout.total_len,
+    mode,
+    |memory| Table::create(memory, layout.words, uid, pool_uid).map(|_| ()),
+    |memory| table_is_stale(memory, pool_uid),
+  )
+  .map(|(file, ())| file)
+}
+
 /// Maps the existing pool region file for `name` in `dir`; the caller validates it by attaching.
 /// A file another user owns is refused unless `options` allow it.
 pub fn open_pool_file(
@@ -306,6 +342,16 @@ pub fn open_channel_file(
   options: OpenOptions,
 ) -> std::result::Result<Arc<RegionFile>, ShmError> {
   RegionFile::open_with(&dir.join(channel_file_name(name)?), options)
+}
+
+/// Maps the existing table region file for `name` in `dir`; the caller validates it by attaching
+/// ([`Table::attach_to_pool`]). A file another user owns is refused unless `options` allow it.
+pub fn open_table_file(
+  dir: &Path,
+  name: &str,
+  options: OpenOptions,
+) -> std::result::Result<Arc<RegionFile>, ShmError> {
+  RegionFile::open_with(&dir.join(table_file_name(name)?), options)
 }
 
 #[cfg(test)]
@@ -340,7 +386,9 @@ mod tests {
   fn region_file_names_carry_the_kind_and_refuse_bad_names() {
     assert_eq!(pool_file_name("jobs").unwrap(), "sabpool.jobs.pool");
     assert_eq!(channel_file_name("jobs").unwrap(), "sabpool.jobs.channel");
+    assert_eq!(table_file_name("jobs").unwrap(), "sabpool.jobs.table");
     assert!(matches!(pool_file_name("../x"), Err(ShmError::BadName(_))));
     assert!(matches!(channel_file_name(""), Err(ShmError::BadName(_))));
+    assert!(matches!(table_file_name("a/b"), Err(ShmError::BadName(_))));
   }
 }
