@@ -1,6 +1,6 @@
 //! Creating, attaching, opening, closing and unlinking pools and channels, in a SharedArrayBuffer
-//! of this process or in a mapped file shared with other processes; and the calls that return the
-//! slots of participants that went away.
+//! of this process or in a mapped file shared with other processes, and tables (raw words next to
+//! a file-backed pool); and the calls that return the slots of participants that went away.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,16 +8,16 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use sabpool_core::layout::{self, ChannelLayout, PoolLayout};
+use sabpool_core::layout::{self, ChannelLayout, PoolLayout, TableLayout};
 use sabpool_core::shm::{self, MappedMemory, RegionFile};
-use sabpool_core::{Channel, Lease, Pool, Wake};
+use sabpool_core::{Channel, Lease, Pool, Table, Wake};
 
 use super::errors::{self, on_channel, on_pool};
 use super::memory::{self, ViewRef};
 use super::region::RegionMemory;
 use super::registry::{self, ChannelEntry, PoolEntry};
 
-/// Keeps one attached pool or channel alive for this thread; dropping it (garbage collection)
+/// Keeps one attached pool, channel or table alive for this thread; dropping it (garbage collection)
 /// detaches it and reclaims the slots it still holds.
 #[napi]
 pub struct Attachment {
@@ -261,16 +261,23 @@ pub fn pool_open_file(
   register_pool(joined, None)
 }
 
+/// The uid of the pool `pool_id`, which must be file-backed for a `what` (channel, table) in a
+/// file to go with it.
+fn file_pool_uid(pool_id: u32, what: &str) -> Result<u32, String> {
+  let (pool_uid, is_file) = on_pool(pool_id, |p| Ok((p.pool.uid(), p.memory().file().is_some())))?;
+  if !is_file {
+    return Err(errors::not_file(&format!(
+      "a file-backed {what} needs a file-backed pool"
+    )));
+  }
+  Ok(pool_uid)
+}
+
 fn file_channel(
   pool_id: u32,
   open: impl FnOnce(u32) -> Result<Arc<RegionFile>, String>,
 ) -> Result<Attachment, String> {
-  let (pool_uid, is_file) = on_pool(pool_id, |p| Ok((p.pool.uid(), p.memory().file().is_some())))?;
-  if !is_file {
-    return Err(errors::not_file(
-      "a file-backed channel needs a file-backed pool",
-    ));
-  }
+  let pool_uid = file_pool_uid(pool_id, "channel")?;
   let file = open(pool_uid)?;
   let channel =
     Channel::attach_to_pool(RegionMemory::File(mapped(file)?), pool_uid).map_err(errors::core)?;
@@ -320,12 +327,67 @@ pub fn channel_open_file(
   })
 }
 
-/// The mapped file of a pool or channel attachment, or None for an in-process region.
+fn file_table(
+  pool_id: u32,
+  open: impl FnOnce(u32) -> Result<Arc<RegionFile>, String>,
+) -> Result<Attachment, String> {
+  let pool_uid = file_pool_uid(pool_id, "table")?;
+  let file = open(pool_uid)?;
+  let table =
+    Table::attach_to_pool(RegionMemory::File(mapped(file)?), pool_uid).map_err(errors::core)?;
+  Ok(Attachment {
+    id: registry::insert_table(table),
+  })
+}
+
+/// Creates a table of `words` zeroed 32-bit words in a new file `sabpool.<name>.table` of `dir`
+/// for the file-backed pool `pool_id`. A table file left over from an earlier pool (another pool
+/// uid) is replaced; a table of this pool under that name is in use (ERR_SABPOOL_EXISTS).
+#[napi]
+pub fn table_create_file(
+  env: Env,
+  dir: String,
+  name: String,
+  pool_id: u32,
+  words: u32,
+  uid: u32,
+  mode: u32,
+) -> Result<Attachment, String> {
+  hook_cleanup(&env)?;
+  shm::table_file_name(&name).map_err(errors::shm)?;
+  let layout = TableLayout::new(words).map_err(errors::core)?;
+  file_table(pool_id, |pool_uid| {
+    shm::create_table_file(Path::new(&dir), &name, layout, uid, pool_uid, mode).map_err(errors::shm)
+  })
+}
+
+/// Opens the table file `sabpool.<name>.table` of `dir`; it must belong to the pool `pool_id`
+/// (ERR_SABPOOL_BAD_HANDLE otherwise, as for a channel of another pool). A file owned by another
+/// user is refused (ERR_SABPOOL_ACCESS) unless `allow_foreign_owner`.
+#[napi]
+pub fn table_open_file(
+  env: Env,
+  dir: String,
+  name: String,
+  pool_id: u32,
+  allow_foreign_owner: Option<bool>,
+) -> Result<Attachment, String> {
+  hook_cleanup(&env)?;
+  shm::table_file_name(&name).map_err(errors::shm)?;
+  let options = shm::OpenOptions {
+    allow_foreign_owner: allow_foreign_owner.unwrap_or(false),
+  };
+  file_table(pool_id, |_| {
+    shm::open_table_file(Path::new(&dir), &name, options).map_err(errors::shm)
+  })
+}
+
+/// The mapped file of a pool, channel or table attachment, or None for an in-process region.
 fn region_file(id: u32) -> Result<Option<MappedMemory>, String> {
   registry::with_memory(id, |m| m.file().cloned()).map_err(errors::lookup)
 }
 
-/// The mapped file of a pool or channel attachment, which must be file-backed.
+/// The mapped file of a pool, channel or table attachment, which must be file-backed.
 fn require_file(id: u32) -> Result<MappedMemory, String> {
   region_file(id)?.ok_or_else(|| errors::not_file("this pool or channel is not backed by a file"))
 }

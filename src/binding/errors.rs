@@ -7,7 +7,7 @@ use sabpool_core::Error as CoreError;
 use super::registry::{self, ChannelEntry, Lookup, PoolEntry};
 
 pub const DETACHED: &str = "ERR_SABPOOL_DETACHED";
-pub const DETACHED_MESSAGE: &str = "this pool or channel has been detached in this thread";
+pub const DETACHED_MESSAGE: &str = "this pool, channel or table has been detached in this thread";
 /// An invariant of sabpool itself broke (a re-entrant call into the attachment table, a wrapper
 /// call out of order, Node-API refusing a call that cannot fail): please report it.
 pub const INTERNAL: &str = "ERR_SABPOOL_INTERNAL";

@@ -1,8 +1,9 @@
 //! Per-thread table of the regions this thread has attached, so the hot calls can name a pool or
 //! channel by a small integer instead of unwrapping a JS object.
 //!
-//! Each entry holds a reference to the SharedArrayBuffer view (keeping the memory alive) and the
-//! participant this thread registered as. An entry leaves the table when its JS owner is
+//! Each entry holds a reference to the SharedArrayBuffer view (keeping the memory alive) and, for
+//! a pool, the participant this thread registered as. A table region (raw words JS keeps) is only
+//! its validated mapping: nothing to withdraw when it leaves. An entry leaves the table when its JS owner is
 //! garbage-collected or when the thread's environment is torn down; leaving reclaims every slot
 //! the participant still holds, which is how leases of an exiting worker come back.
 //!
@@ -13,7 +14,7 @@ use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sabpool_core::layout::P_FREE_EPOCH;
-use sabpool_core::{Channel, Participant, Pool};
+use sabpool_core::{Channel, Participant, Pool, Table};
 
 use super::memory::ViewRef;
 use super::region::RegionMemory;
@@ -83,6 +84,7 @@ impl ChannelEntry {
 enum Region {
   Pool(PoolEntry),
   Channel(ChannelEntry),
+  Table(Table<RegionMemory>),
 }
 
 impl Region {
@@ -90,6 +92,7 @@ impl Region {
     match self {
       Region::Pool(p) => p.memory(),
       Region::Channel(c) => c.memory(),
+      Region::Table(t) => t.memory(),
     }
   }
 }
@@ -153,6 +156,11 @@ pub fn insert_channel(entry: ChannelEntry, view: Option<ViewRef>) -> u32 {
   insert(Region::Channel(entry), view)
 }
 
+/// Tables are file-backed only (in-process, JS keeps such words in a SharedArrayBuffer itself).
+pub fn insert_table(table: Table<RegionMemory>) -> u32 {
+  insert(Region::Table(table), None)
+}
+
 fn retire(entry: Entry) {
   let Entry { region, view } = entry;
   // A thread torn down while parked (e.g. `worker.terminate()` during a wait) never ran the code
@@ -178,6 +186,7 @@ fn retire(entry: Entry) {
       let _ = c.channel.add_waiters(true, -(c.parked_recv.get() as i32));
       let _ = c.channel.add_waiters(false, -(c.parked_send.get() as i32));
     }
+    Region::Table(_) => {}
   }
   drop(region);
   if let Some(view) = view {
@@ -185,8 +194,8 @@ fn retire(entry: Entry) {
   }
 }
 
-/// Detaches one pool or channel: the participant leaves (its leases are reclaimed) and the
-/// memory reference is dropped.
+/// Detaches one pool, channel or table: a pool's participant leaves (its leases are reclaimed)
+/// and the memory reference is dropped.
 pub fn remove(id: u32) {
   let entry = REGISTRY.with(|r| {
     // A finalizer cannot run while a fast call holds the borrow (they never allocate), so this
@@ -204,13 +213,13 @@ pub fn remove(id: u32) {
 /// The environment is going away: every participant of this thread leaves.
 pub fn teardown() {
   let entries = REGISTRY.with(|r| std::mem::take(&mut *r.borrow_mut()));
-  // Channels first, then pools, so no channel outlives the pool it names.
-  let (channels, pools): (Vec<_>, Vec<_>) = entries
+  // Channels and tables first, then pools, so none outlives the pool it names.
+  let (others, pools): (Vec<_>, Vec<_>) = entries
     .entries
     .into_iter()
     .flatten()
-    .partition(|e| matches!(e.region, Region::Channel(_)));
-  channels.into_iter().chain(pools).for_each(retire);
+    .partition(|e| !matches!(e.region, Region::Pool(_)));
+  others.into_iter().chain(pools).for_each(retire);
 }
 
 /// Registers `hook` as this thread's env cleanup the first time a region is attached.
@@ -232,7 +241,7 @@ fn read<T>(f: impl FnOnce(&Registry) -> Result<T, Lookup>) -> Result<T, Lookup> 
 pub fn with_pool<T>(id: u32, f: impl FnOnce(&PoolEntry) -> T) -> Result<T, Lookup> {
   read(|r| match r.region(id)? {
     Region::Pool(p) => Ok(f(p)),
-    Region::Channel(_) => Err(Lookup::Unknown),
+    _ => Err(Lookup::Unknown),
   })
 }
 
@@ -240,7 +249,15 @@ pub fn with_pool<T>(id: u32, f: impl FnOnce(&PoolEntry) -> T) -> Result<T, Looku
 pub fn with_channel<T>(id: u32, f: impl FnOnce(&ChannelEntry) -> T) -> Result<T, Lookup> {
   read(|r| match r.region(id)? {
     Region::Channel(c) => Ok(f(c)),
-    Region::Pool(_) => Err(Lookup::Unknown),
+    _ => Err(Lookup::Unknown),
+  })
+}
+
+/// Runs `f` on a table attachment of this thread.
+pub fn with_table<T>(id: u32, f: impl FnOnce(&Table<RegionMemory>) -> T) -> Result<T, Lookup> {
+  read(|r| match r.region(id)? {
+    Region::Table(t) => Ok(f(t)),
+    _ => Err(Lookup::Unknown),
   })
 }
 
@@ -257,7 +274,7 @@ pub fn with_channel_and_pool<T>(
   })
 }
 
-/// Runs `f` on the memory of a pool or channel attachment of this thread.
+/// Runs `f` on the memory of a pool, channel or table attachment of this thread.
 pub fn with_memory<T>(id: u32, f: impl FnOnce(&RegionMemory) -> T) -> Result<T, Lookup> {
   read(|r| Ok(f(r.region(id)?.memory())))
 }

@@ -1,4 +1,4 @@
-//! What JS reads about pools and channels: layout facts, counters, and the protocol table of
+//! What JS reads about pools, channels and tables: layout facts, counters, and the protocol table of
 //! every constant the JS wrapper shares with the native side.
 
 use napi::Result;
@@ -14,7 +14,10 @@ use super::fastcall;
 use super::registry;
 use super::waits::Site;
 
-/// Layout facts the JS wrapper needs to read slot metadata and park on wait words.
+/// Layout facts the JS wrapper needs to read slot metadata and park on wait words, and where this
+/// attachment's participant entry is: its token (`participantsOffset + participant *
+/// participantSize + offsets.participantToken`, a u64) names this participant for as long as it
+/// holds the entry; an entry that was left or reclaimed carries another token (or 0).
 #[napi(object)]
 pub struct PoolInfo {
   pub uid: u32,
@@ -23,6 +26,12 @@ pub struct PoolInfo {
   pub stride: u32,
   pub meta_offset: u32,
   pub data_offset: f64,
+  /// This attachment's participant entry (0-based index).
+  pub participant: u32,
+  pub max_participants: u32,
+  /// Byte offset of entry 0, and the size of one entry.
+  pub participants_offset: u32,
+  pub participant_size: u32,
 }
 
 #[napi]
@@ -36,8 +45,30 @@ pub fn pool_describe(id: u32) -> Result<PoolInfo, String> {
       stride: l.stride,
       meta_offset: l.meta_offset as u32,
       data_offset: l.data_offset as f64,
+      participant: p.me.0,
+      max_participants: l.max_participants,
+      participants_offset: layout::P_PARTICIPANTS as u32,
+      participant_size: layout::PART_SIZE as u32,
     })
   })
+}
+
+/// What JS needs to reach a table's words: `new Int32Array(regionBuffer(id), dataOffset, words)`.
+#[napi(object)]
+pub struct TableInfo {
+  pub uid: u32,
+  pub words: u32,
+  pub data_offset: u32,
+}
+
+#[napi]
+pub fn table_info(id: u32) -> Result<TableInfo, String> {
+  registry::with_table(id, |t| TableInfo {
+    uid: t.uid(),
+    words: t.words(),
+    data_offset: t.data_offset() as u32,
+  })
+  .map_err(errors::lookup)
 }
 
 #[napi(object)]
@@ -123,11 +154,14 @@ pub struct Offsets {
   pub recv_epoch: u32,
   pub send_waiters: u32,
   pub send_epoch: u32,
+  /// Where the token (u64) sits in a participant entry (see `PoolInfo`).
+  pub participant_token: u32,
   pub max_slot_size: u32,
   pub max_slots: u32,
   pub max_participants: u32,
   pub default_participants: u32,
   pub max_capacity: u32,
+  pub max_table_words: u32,
 }
 
 fn offsets() -> Offsets {
@@ -149,11 +183,13 @@ fn offsets() -> Offsets {
     recv_epoch: layout::C_RECV_EPOCH as u32,
     send_waiters: layout::C_SEND_WAITERS as u32,
     send_epoch: layout::C_SEND_EPOCH as u32,
+    participant_token: layout::PART_TOKEN as u32,
     max_slot_size: layout::MAX_SLOT_SIZE,
     max_slots: layout::MAX_SLOTS,
     max_participants: layout::MAX_PARTICIPANTS,
     default_participants: layout::DEFAULT_PARTICIPANTS,
     max_capacity: layout::MAX_CAPACITY,
+    max_table_words: layout::MAX_TABLE_WORDS,
   }
 }
 
