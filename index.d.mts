@@ -1,11 +1,12 @@
 // Types of the ES module entry point (index.mjs): the same declarations as index.d.ts.
-import { SharedPool, Channel, Lease, AbortError } from './index.js'
+import { SharedPool, Channel, Service, Lease, AbortError } from './index.js'
 
 export * from './index.js'
 
 declare const sabpool: {
   SharedPool: typeof SharedPool
   Channel: typeof Channel
+  Service: typeof Service
   Lease: typeof Lease
   AbortError: typeof AbortError
 }

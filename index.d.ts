@@ -57,6 +57,12 @@ export type SabpoolErrorCode =
   | 'ERR_SABPOOL_UNSUPPORTED'
   /** A file-only operation on an in-process pool or channel, or a file-backed channel for an in-process pool (TypeError). */
   | 'ERR_SABPOOL_NOT_FILE'
+  /** A service call whose request ended without a reply: its server died, or gave the request lease away without replying. */
+  | 'ERR_SABPOOL_NO_REPLY'
+  /** A service handler returned something that is not a length, undefined or a Lease of the pool it owns. */
+  | 'ERR_SABPOOL_BAD_REPLY'
+  /** Default code of the error a service call rejects with when its handler threw something without a string `code`. */
+  | 'ERR_SABPOOL_HANDLER'
   /** A defect in sabpool itself (an unexpected native status, a failed internal borrow): please report it. */
   | 'ERR_SABPOOL_INTERNAL'
 
@@ -424,4 +430,91 @@ export declare class Channel implements AsyncIterable<Lease> {
   stats(): ChannelStats
   /** Detaches this thread from the channel (its pool stays attached). */
   detach(): void
+}
+
+/** What a service handler returns: a length (the request slot is the reply, with that many bytes), undefined (the request as it is) or another Lease this thread owns (the request slot then goes back to the pool). */
+export type ServiceReply = number | undefined | void | Lease
+
+export interface ServiceOptions {
+  /** How many requests may wait to be served: a power of two, 2 to 2^24. `call` waits while they are all taken. */
+  capacity: number
+}
+
+export interface ServiceCreateOptions extends ServiceOptions, CreateFileOptions {}
+
+export interface ServiceOpenOptions extends FileOptions, ForeignOwnerOptions {}
+
+export type ServiceHandle =
+  | { readonly kind: 'sabpool.service'; readonly version: number; readonly table: SharedArrayBuffer; readonly requests: ChannelHandle; readonly ports: readonly ChannelHandle[] }
+  | { readonly kind: 'sabpool.service'; readonly version: number; readonly name: string; readonly dir: string; readonly pool: PoolHandle }
+
+export interface ServeOptions {
+  /** How many requests the async handler works on at a time (default 1). */
+  concurrency?: number
+}
+
+/** Counters of the whole service, over every thread and process using it. */
+export interface ServiceStats {
+  /** Requests sent by `call`/`callSync`. */
+  calls: number
+  /** Sent, not answered yet and not given up. */
+  inFlight: number
+  replies: number
+  /** Calls answered with their handler's error. */
+  errors: number
+  /** Calls given up after their request was sent: their replies are returned to the pool when they come. */
+  timeouts: number
+  aborts: number
+  /** Calls whose request ended without a reply (`ERR_SABPOOL_NO_REPLY`: the server died). */
+  lost: number
+  /** Replies that came after their call gave up (returned to the pool). */
+  late: number
+  /** Leases found in the request channel that no call sent (returned to the pool). */
+  stray: number
+  /** Serve loops running in live threads and processes. */
+  servers: number
+}
+
+/**
+ * Request/response over a pool: `call` sends a request lease to whichever server takes it first
+ * and resolves with the reply lease (now yours), or rejects with the handler's error. Any number of
+ * threads call and serve; each call gets its own reply. Requests, replies and the bookkeeping are
+ * in shared memory; a server that dies makes the calls it had taken reject with
+ * `ERR_SABPOOL_NO_REPLY`, and its slots go back to the pool.
+ */
+export declare class Service {
+  /** A service for an in-process pool; share `service.handle` with the threads that call or serve. */
+  constructor(pool: SharedPool, options: ServiceOptions)
+  /** A service for a file-backed pool (`SharedPool.create`), in files next to it, for other processes. */
+  static create(pool: SharedPool, options: ServiceCreateOptions): Service
+  /** Opens a service another process made with `Service.create`, for the same pool opened there. */
+  static open(name: string, pool: SharedPool, options?: ServiceOpenOptions): Service
+  /** Attaches to a service made in another thread; `pool` is the service's pool attached in this thread. */
+  static attach(handle: ServiceHandle, pool: SharedPool, options?: ForeignOwnerOptions): Service
+  readonly handle: ServiceHandle
+  readonly pool: SharedPool
+  readonly closed: boolean
+  /**
+   * Sends `lease` (its first `length` bytes, default `lease.length`) as a request; resolves with
+   * the reply lease. Waits while the request ring is full. Rejects with the handler's error (the
+   * request slot went back to the pool), `ERR_SABPOOL_TIMEOUT`, `ABORT_ERR` (a reply that comes
+   * later is returned to the pool), `ERR_SABPOOL_CLOSED`, or `ERR_SABPOOL_NO_REPLY`. If it fails
+   * before the request was sent (closed, full until the timeout, aborted), the lease is still yours.
+   */
+  call(lease: Lease, length?: number, options?: WaitOptions): Promise<Lease>
+  /** `call`, blocking this thread (meant for workers). */
+  callSync(lease: Lease, length?: number, options?: { timeout?: number }): Lease
+  /** Serves on this thread, blocking it, until the service is closed and drained; returns how many requests it served. */
+  serveSync(handler: (request: Lease) => ServiceReply): number
+  /** Serves in the event loop; resolves with how many requests it served once the service is closed and drained. */
+  serve(handler: (request: Lease) => ServiceReply | Promise<ServiceReply>, options?: ServeOptions): Promise<number>
+  /**
+   * Closes the service everywhere: new calls reject with `ERR_SABPOOL_CLOSED` (the lease stays the
+   * caller's); queued requests are still served, then serve loops return. With no server
+   * attached, the queued requests are answered with `ERR_SABPOOL_CLOSED`. False if already closed.
+   */
+  close(): boolean
+  stats(): ServiceStats
+  /** Removes the service's files (file-backed only). */
+  unlink(): boolean
 }

@@ -12,6 +12,7 @@
 //   region.js   region backends: MemoryRegion (SharedArrayBuffer), FileRegion (mapped file)
 //   pool.js     SharedPool
 //   channel.js  Channel
+//   service.js  Service (request/response over a pool)
 
 const { loadLib, storeCodeCaches } = require('./lib/load.js')
 
@@ -25,6 +26,13 @@ storeCodeCaches()
 module.exports = {
   SharedPool,
   Channel,
+  /** Loaded on first use: a worker that only moves leases does not pay for it at start-up. */
+  get Service() {
+    const { Service } = loadLib('service.js', () => require('./lib/service.js'))
+    storeCodeCaches()
+    Object.defineProperty(module.exports, 'Service', { value: Service, enumerable: true })
+    return Service
+  },
   Lease,
   AbortError,
   /** White-box tests only: the region layout's byte offsets. */

@@ -23,6 +23,10 @@ import {
   type PoolStats,
   type ChannelOptions,
   type ChannelStats,
+  Service,
+  type ServiceStats,
+  type ServiceHandle,
+  type ServiceReply,
 } from 'sabpool'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false
@@ -221,4 +225,29 @@ try {
   }
 }
 
-export { waits, channelWaits }
+// ---- Service ----------------------------------------------------------------------------------
+
+const svc = new Service(pool, { capacity: 8 })
+// @ts-expect-error capacity is required
+new Service(pool, {})
+const svcHandle: ServiceHandle = svc.handle
+Service.attach(svcHandle, pool)
+Service.create(pool, { name: 'jobs', capacity: 4 })
+Service.open('jobs', pool, { dir: '/tmp' })
+async function services(lease: Lease): Promise<void> {
+  const reply = await svc.call(lease, 10, { timeout: 5, signal: new AbortController().signal })
+  expectType<Lease>(reply)
+  expectType<Lease>(svc.callSync(lease, undefined, { timeout: 5 }))
+  // @ts-expect-error callSync takes no signal
+  svc.callSync(lease, 1, { signal: new AbortController().signal })
+  const handler = (req: Lease): ServiceReply => req.length
+  expectType<number>(svc.serveSync(handler))
+  expectType<Promise<number>>(svc.serve(async (req) => req, { concurrency: 4 }))
+  // @ts-expect-error a handler returns a length, undefined or a Lease
+  svc.serveSync(() => 'text')
+  const st: ServiceStats = svc.stats()
+  expectType<number>(st.inFlight + st.servers + st.lost + st.late)
+  expectType<boolean>(svc.close())
+}
+
+export { waits, channelWaits, services }
