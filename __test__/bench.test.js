@@ -33,11 +33,18 @@ it('bench --quick runs every mechanism and writes a complete JSON report and cha
   assert.equal(E.stream.cells.length, 3 * sizes)
   assert.equal(E.fanout.cells.length, 2 * report.config.fanoutSizes.length * report.config.fanoutConsumers.length)
   assert.deepEqual(E.notify.rows.map((r) => r.mechanism), ['notify-trySend', 'notify-release', 'notify-raw-all', 'notify-raw-one', 'notify-postMessage'])
-  for (const c of [...E.service.cells, ...E.stream.cells, ...E.fanout.cells]) assert.deepEqual(c.verify, { main: 0, worker: 0 }, `${c.mechanism} @ ${c.size}`)
+  const rpcRows = ['rpc-service', 'rpc-channels', 'rpc-transfer', 'rpc-clone', 'rpc-piscina-move', 'rpc-piscina-clone']
+  assert.deepEqual(report.config.rpcSizes, [64, 1 << 20])
+  assert.deepEqual([...new Set(E.rpc.cells.map((c) => c.mechanism))], rpcRows)
+  assert.equal(E.rpc.cells.length, rpcRows.length * report.config.rpcSizes.length * report.config.rpcServers.length)
+  for (const c of [...E.service.cells, ...E.stream.cells, ...E.fanout.cells, ...E.rpc.cells]) assert.deepEqual(c.verify, { main: 0, worker: 0 }, `${c.mechanism} @ ${c.size}`)
   assert.ok(report.targets.some((t) => t.name.startsWith('service: await recv()')))
+  assert.ok(report.targets.some((t) => t.name.startsWith('rpc at 64 B: svc.call calls/s')))
   delete E.fanout.cells[0].throughput.mbPerSec.p50
+  delete E.rpc.cells[0].ratios.vsPiscina
   const problems = validate(report, { all: true })
   assert.ok(Array.isArray(problems) && problems.some((p) => p.includes('throughput.mbPerSec.p50')), JSON.stringify(problems))
+  assert.ok(problems.some((p) => p.startsWith('rpc rpc-service') && p.includes('ratios.vsPiscina')), JSON.stringify(problems))
   fs.rmSync(dir, { recursive: true, force: true })
 })
 

@@ -3,8 +3,9 @@
 // Validates a `node bench/index.js --json FILE` report: every (mechanism, size, metric) cell is
 // present and a finite number, and so are the parked, cold-start and break-even numbers, every
 // cell of each event-loop family the run selected (service, stream, fan-out: rows × sizes ×
-// consumer counts; notify: every call × number of waiters), the targets, and, for a
-// `--processes` run, every process (mechanism, size) cell, its ratios and the process parked rows.
+// consumer counts; notify: every call × number of waiters; rpc: rows × sizes × server counts),
+// the targets, and, for a `--processes` run, every process (mechanism, size) cell, its ratios and
+// the process parked rows.
 // It never judges timings; it does fail on payload mismatches (a correctness failure, not a timing).
 //
 //   node bench/check-json.js FILE [--all] [--processes]
@@ -18,7 +19,7 @@ const { ids, processIds } = require('./mechanisms/index.js')
 const { FAMILIES, FAMILY_IDS } = require('./eventloop/index.js')
 const {
   SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS,
-  EVENT_LOOP_METRICS, FANOUT_RATIOS, FANOUT_THREAD_CPU, getPath,
+  EVENT_LOOP_METRICS, FANOUT_RATIOS, FANOUT_THREAD_CPU, RPC_SERVICE_RATIOS, RPC_THREAD_CPU, getPath,
 } = require('./schema.js')
 
 const rowIds = (family) => FAMILIES.find((f) => f.id === family).rows.map((r) => r.id)
@@ -64,6 +65,19 @@ function validateEventLoop(res, all, need, problems) {
           for (const k of res.config.fanoutConsumers ?? []) {
             const extra = [...(id === 'fanout-channel' ? FANOUT_RATIOS : []), ...(linux ? FANOUT_THREAD_CPU : [])]
             expected.push([`fanout ${id} @ ${size} B × ${k}`, (c) => c.mechanism === id && c.size === size && c.consumers === k, extra])
+          }
+        }
+      }
+    } else if (family === 'rpc') {
+      const linux = res.meta?.platform === 'linux'
+      const sizes = res.config.rpcSizes
+      const servers = res.config.rpcServers
+      if (!Array.isArray(sizes) || sizes.length === 0 || !Array.isArray(servers) || servers.length === 0) problems.push('config.rpcSizes or config.rpcServers missing')
+      for (const id of rowIds(family)) {
+        for (const size of sizes ?? []) {
+          for (const k of servers ?? []) {
+            const extra = [...(id === 'rpc-service' ? RPC_SERVICE_RATIOS : []), ...(linux ? RPC_THREAD_CPU : [])]
+            expected.push([`rpc ${id} @ ${size} B × ${k}`, (c) => c.mechanism === id && c.size === size && c.servers === k, extra])
           }
         }
       }

@@ -9,10 +9,11 @@ const USAGE = `usage: node bench/index.js [options]
   --quick            smoke run (under a minute): sizes 1 KiB and 1 MiB, short phases; every mechanism,
                      family and metric
   --full             adds 64 MiB payloads
-  --sizes LIST       payload sizes, e.g. 1k,64k,1m,16m (suffixes k, m, g = KiB, MiB, GiB; bytes otherwise)
+  --sizes LIST       payload sizes, e.g. 1k,64k,1m,16m (suffixes k, m, g = KiB, MiB, GiB; bytes otherwise);
+                     also the rpc family's sizes (64 B and 1 MiB without --sizes)
   --only LIST        mechanisms: ${ids.join(', ')}
                      (a prefix selects a family: clone, channel; also: sabpool, floor, postMessage)
-                     and event-loop families: ${FAMILY_IDS.join(', ')} (all four: eventloop)
+                     and event-loop families: ${FAMILY_IDS.join(', ')} (all of them: eventloop)
   --processes        also measure across processes: the bench process and a child_process.fork()ed
                      child (a fresh one per cell), same sizes: sabpool file-backed Channel
                      (SharedPool.create / open, futex waits), process.send() JSON (base64 string),
@@ -57,6 +58,13 @@ const PRESETS = {
     notifyIters: 200, // samples per call and number of waiters
     notifyRounds: 4,
     notifySettleMs: 1,
+    rpcSizes: [64, MIB], // replaced by --sizes
+    rpcServers: [1, 2],
+    rpcInFlight: 4, // calls in flight per server in the calls/s windows
+    rpcPhaseMs: 250, // round trips (one call in flight) per row and cell
+    rpcBlocks: 4, // round trips: blocks per row, rotating through the rows
+    rpcWindows: 5, // calls/s windows per row and cell
+    rpcWindowMs: 100,
   },
   quick: {
     sizes: [KIB, MIB],
@@ -84,6 +92,13 @@ const PRESETS = {
     notifyIters: 20,
     notifyRounds: 2,
     notifySettleMs: 1,
+    rpcSizes: [64, MIB],
+    rpcServers: [1, 2],
+    rpcInFlight: 4,
+    rpcPhaseMs: 30,
+    rpcBlocks: 2,
+    rpcWindows: 3,
+    rpcWindowMs: 25,
   },
 }
 
@@ -155,6 +170,7 @@ function configure(opts) {
   const preset = opts.quick ? 'quick' : opts.full ? 'full' : 'default'
   const cfg = { preset, ...(opts.quick ? PRESETS.quick : PRESETS.default) }
   cfg.sizes = opts.sizes ?? (opts.full ? [...cfg.sizes, 64 * MIB] : cfg.sizes)
+  cfg.rpcSizes = opts.sizes ?? cfg.rpcSizes
   cfg.mechanisms = opts.only?.mechanisms ?? ids
   cfg.families = opts.only?.families ?? FAMILY_IDS
   cfg.parkedSize = KIB

@@ -74,4 +74,32 @@ function check(state, tag) {
   state.expect = (state.expect + 1) & 255
 }
 
-module.exports = { KINDS, stampBytes, readBytes, check }
+// ---- request/response (eventloop/rpc.js) --------------------------------------------------------
+// A call stamps its tag at both ends and its caller's number in byte 1; the server reads both
+// ends and writes tag + 1 there (tag + 2 at the end when the ends differed, so the caller notices
+// too); the caller checks all three bytes of the reply, so a reply routed to the wrong call, a
+// request that skipped the server or a torn payload counts as a mismatch.
+
+/** Stamps a request of `length` bytes (≥ 2) for caller `caller` (0–255). */
+function stampCall(view, length, caller, tag) {
+  view[0] = tag
+  view[1] = caller
+  view[length - 1] = tag
+}
+
+/** The server's touch of a request: true when both ends carried the same tag. */
+function touchCall(view, length) {
+  const tag = view[0]
+  const ok = view[length - 1] === tag
+  view[0] = (tag + 1) & 255
+  view[length - 1] = (tag + (ok ? 1 : 2)) & 255
+  return ok
+}
+
+/** Whether a reply of `length` bytes answers caller `caller`'s request `tag`. */
+function replyOk(view, length, caller, tag) {
+  const t = (tag + 1) & 255
+  return view.length >= length && view[0] === t && view[length - 1] === t && view[1] === caller
+}
+
+module.exports = { KINDS, stampBytes, readBytes, check, stampCall, touchCall, replyOk }

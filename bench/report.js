@@ -425,6 +425,56 @@ function notifyTable(res) {
   ].join('\n')
 }
 
+function rpcTable(res) {
+  const R = res.eventLoop?.rpc
+  if (!R) return ''
+  const rows = []
+  for (const size of sizesOf(R.cells)) {
+    for (const k of [...new Set(R.cells.map((c) => c.servers))].sort((a, b) => a - b)) {
+      const group = R.cells.filter((c) => c.size === size && c.servers === k)
+      if (group.length === 0) continue
+      if (rows.length) rows.push(null)
+      for (const c of group) {
+        const t = c.throughput.callsPerSec
+        rows.push([
+          fmtSize(c.size),
+          String(c.servers),
+          name(res, c),
+          fmtNs(c.rt.p50),
+          fmtRange(c.rt.p10, c.rt.p90),
+          fmtNs(c.rt.p99),
+          fmtRate(t.p50),
+          fmtRateRange(t.p10, t.p90),
+          fmtNs(c.cpuPerCall.process),
+          fmtNs(c.cpuPerCall.main),
+          fmtTimes(c.ratios.rtVsService),
+          fmtTimes(c.ratios.rateVsService),
+          `${c.rt.n}/${c.throughput.calls}`,
+          check(c),
+        ])
+      }
+    }
+  }
+  const first = R.cells[0]
+  return [
+    'REQUEST/RESPONSE SERVICES: the main thread calls, 1 or 2 server threads answer; every server reads and writes the',
+    'first and last byte, every caller checks its reply. svc.call: `await svc.call(lease, size)`, servers in',
+    'svc.serveSync(handler). two channels + Map: the hand-written loop (request and reply Channels, main `await send()`',
+    'and one `for await` reply loop routing by lease.slot; servers recvSync + sendSync). postMessage: { id, bytes } to',
+    'the least-loaded server, echoed, routed by id (transferred or cloned). piscina.run: the Uint8Array cloned, or',
+    'Piscina.move()d, both ways. rt = round trip with one call in flight; calls/s = ' +
+      `${first ? first.inFlight / first.servers : ''} calls per server in flight (median and p10–p90 over windows).`,
+    'CPU/call = process.cpuUsage() over the window / calls (every thread), main = the main thread\'s. ×rt = round trip',
+    'p50 / svc.call\'s, ×rate = svc.call\'s calls/s / this row\'s (> 1: svc.call is better). Rows of a cell are interleaved.',
+    'n = round trips / calls in the windows.',
+    table(
+      ['size', 'srv', 'row', 'rt p50', 'rt p10–p90', 'rt p99', 'calls/s p50', 'p10–p90', 'CPU/call', 'main', '×rt', '×rate', 'n', 'check'],
+      rows,
+      ['r', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+    ),
+  ].join('\n')
+}
+
 function breakEvenSection(res) {
   const cs = res.coldStart
   const lines = [
@@ -565,7 +615,7 @@ function processesSection(res) {
 
 function render(res) {
   return [header(res), latencyTable(res), streamTable(res), parkedTable(res), serviceTable(res), streamIntoLoopTable(res),
-    fanoutTable(res), blockingTable(res), notifyTable(res), breakEvenSection(res), targetsTable(res), processesSection(res)]
+    fanoutTable(res), blockingTable(res), notifyTable(res), rpcTable(res), breakEvenSection(res), targetsTable(res), processesSection(res)]
     .filter((s) => s !== '')
     .join('\n\n') + '\n'
 }

@@ -52,11 +52,19 @@ const EVENT_LOOP_METRICS = {
     'cpuPerItem.process', ...callsOf('calls'), 'loopDelay.p99', 'loopDelay.max', 'verify.main', 'verify.worker',
   ],
   notify: ['verify.main', 'verify.worker'],
+  rpc: [
+    ...summaryOf('rt'), 'throughput.callsPerSec.p10', 'throughput.callsPerSec.p50', 'throughput.callsPerSec.p90', 'throughput.calls',
+    'cpuPerCall.process', 'ratios.rtVsService', 'ratios.rateVsService', 'verify.main', 'verify.worker',
+  ],
 }
 
 /** Fan-out: the sabpool rows' ratios to recycled transfer; per-thread CPU where Linux provides it. */
 const FANOUT_RATIOS = ['ratios.vsTransfer', 'ratios.cpuVsTransfer']
 const FANOUT_THREAD_CPU = ['cpuPerItem.main', 'cpuPerItem.consumers']
+
+/** Request/response: the svc.call rows' ratios to the peers their goals name; per-thread CPU where Linux provides it. */
+const RPC_SERVICE_RATIOS = ['ratios.vsPiscina', 'ratios.rtVsChannels', 'ratios.rateVsChannels']
+const RPC_THREAD_CPU = ['cpuPerCall.main']
 
 function getPath(obj, dotted) {
   let v = obj
@@ -67,4 +75,4 @@ function getPath(obj, dotted) {
   return v
 }
 
-module.exports = { SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS, EVENT_LOOP_METRICS, FANOUT_RATIOS, FANOUT_THREAD_CPU, getPath }
+module.exports = { SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS, EVENT_LOOP_METRICS, FANOUT_RATIOS, FANOUT_THREAD_CPU, RPC_SERVICE_RATIOS, RPC_THREAD_CPU, getPath }
