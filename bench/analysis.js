@@ -101,7 +101,7 @@ function targets(cells, parked, sizes, threshold, eventLoop = {}, coldStart = nu
   }
   const small = sizes[0]
   const big = sizes.filter((s) => s <= 16 << 20).pop() ?? sizes[sizes.length - 1]
-  const sizeName = (b) => (b >= 1 << 20 ? `${b / (1 << 20)} MiB` : `${b / 1024} KiB`)
+  const sizeName = (b) => (b >= 1 << 20 ? `${b / (1 << 20)} MiB` : b >= 1024 ? `${b / 1024} KiB` : `${b} B`)
   const bigName = sizeName(big)
 
   // ---- pipeline of workers (main thread in recvSync for the sabpool channel rows) -------------
@@ -171,6 +171,20 @@ function targets(cells, parked, sizes, threshold, eventLoop = {}, coldStart = nu
   const stream = eventLoop.stream?.cells ?? []
   addWorst('streaming: for await msgs/s / the recvSync figure (worst size)',
     stream.filter((c) => c.mechanism === 'stream-await').map((c) => ({ v: c.ratios.vsSync, using: [c] })), '≥', 0.8, 'ratio')
+
+  // ---- request/response services -----------------------------------------------------------------
+  // Each over the server counts (and sizes) measured; the peers' cells count for contention too.
+  const rpc = eventLoop.rpc?.cells ?? []
+  const svcCalls = rpc.filter((c) => c.mechanism === 'rpc-service')
+  const peersOf = (c, ids) => rpc.filter((x) => ids.includes(x.mechanism) && x.size === c.size && x.servers === c.servers)
+  for (const [size, goal] of [[64, 10], [1 << 20, 3]]) {
+    addWorst(`rpc at ${sizeName(size)}: svc.call calls/s / piscina.run's (faster of clone, move; worst server count)`,
+      svcCalls.filter((c) => c.size === size).map((c) => ({ v: c.ratios.vsPiscina, using: [c, ...peersOf(c, ['rpc-piscina-move', 'rpc-piscina-clone'])] })), '≥', goal, 'times')
+  }
+  addWorst("rpc: svc.call round trip p50 / the hand-written two-channel loop's (worst size and server count)",
+    svcCalls.map((c) => ({ v: c.ratios.rtVsChannels, using: [c, ...peersOf(c, ['rpc-channels'])] })), '≤', 1.5, 'ratio')
+  addWorst("rpc: svc.call calls/s / the hand-written two-channel loop's (worst size and server count)",
+    svcCalls.map((c) => ({ v: c.ratios.rateVsChannels, using: [c, ...peersOf(c, ['rpc-channels'])] })), '≥', 1 / 1.5, 'ratio')
 
   // ---- event-loop blocking: every sabpool call the main thread makes in the event-loop rows -----
   const calls = [
