@@ -18,6 +18,8 @@
 // Per payload size and server count (a cell), every row is set up together and measured
 // interleaved:
 //   warm-up      untimed, per row: a calls/s window, then round trips, `warmupMs` each;
+//                a full GC (main thread) before every block and window below, so that each row
+//                collects its own garbage, not the previous row's;
 //   round trip   one call in flight: back-to-back calls, each timed, in `rpcBlocks` blocks that
 //                rotate through the rows (the order reversed every other block), each block
 //                `rpcPhaseMs / rpcBlocks` long; 3 untimed calls lead each block, since the servers
@@ -436,6 +438,7 @@ async function runCell(hostsOf, size, servers, cfg, report) {
     for (let b = 0; b < blocks; b++) {
       report(`round trips, block ${b + 1}/${blocks}`)
       for (const r of b % 2 === 0 ? rows : [...rows].reverse()) {
+        global.gc() // each row collects its own garbage, not the previous row's
         await guard(roundTrips(r, 3, 3, null, 0, 0)) // untimed lead-in
         r.count += await guard(roundTrips(r, perBlock, maxPerBlock, r.rt, r.count, performance.now() + blockMs))
       }
@@ -444,7 +447,10 @@ async function runCell(hostsOf, size, servers, cfg, report) {
     // Calls/s: windows of every caller in flight, the rows alternating.
     for (let w = 0; w < cfg.rpcWindows; w++) {
       report(`calls in flight, window ${w + 1}/${cfg.rpcWindows}`)
-      for (const r of w % 2 === 0 ? rows : [...rows].reverse()) r.windows.push(await guard(window1(r, performance.now() + cfg.rpcWindowMs)))
+      for (const r of w % 2 === 0 ? rows : [...rows].reverse()) {
+        global.gc()
+        r.windows.push(await guard(window1(r, performance.now() + cfg.rpcWindowMs)))
+      }
     }
 
     for (const r of rows) r.workerMismatches = await r.row.tearDown(r.st, r.callers)
