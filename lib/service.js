@@ -900,6 +900,11 @@ function participantToken(core, index) {
   return [Atomics.load(core.poolI32, at), Atomics.load(core.poolI32, at + 1)]
 }
 
+/** The low half of participant entry `index`'s token (what records carry). */
+function participantTokenLow(core, index) {
+  return Atomics.load(core.poolI32, (core.participantsOffset + index * core.participantSize + OFFSETS.participantToken) >>> 2)
+}
+
 /** This thread's port of the service (attached, and emptied of what an earlier owner left). */
 function portOf(core) {
   if (core.port !== undefined) return core.port
@@ -1045,7 +1050,7 @@ function reply(core, request, record, outcome, failed) {
   let sent = false
   // A caller that left (its participant entry holds another token now) gets nothing: the reply
   // would only wait in its port.
-  if (participantToken(core, record.port)[0] === record.token) {
+  if (participantTokenLow(core, record.port) === record.token) {
     try {
       sent = portChannel(core, record.port).trySend(answer, length)
     } catch {
