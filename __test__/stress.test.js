@@ -6,6 +6,7 @@
 const { describe, it } = require('node:test')
 const assert = require('node:assert/strict')
 const { runStress, format } = require('../scripts/stress.js')
+const { runServiceStress, format: formatService } = require('../scripts/stress-service.js')
 
 describe('stress (scripts/stress.js)', () => {
   it('8 threads × 200,000 operations: no corrupted, lost, duplicated or reordered payload; stats add up; every slot free once', { timeout: 60_000 }, async () => {
@@ -32,4 +33,19 @@ describe('stress (scripts/stress.js)', () => {
       assert.match(report.violations.join('\n'), expected)
     })
   }
+})
+
+describe('service stress (scripts/stress-service.js)', () => {
+  it('4 caller threads + the main thread, 3 servers (sync and async), 20,000 calls: every call answered by its own reply or error; stats add up; every slot free once', { timeout: 120_000 }, async () => {
+    const report = await runServiceStress({ calls: 20_000 })
+    console.log(formatService(report))
+    assert.deepEqual(report.violations, [])
+    assert.ok(report.errors > 1000, 'handler errors were part of the mix')
+  })
+
+  it('reports a planted fault (a server answers with another call\'s header)', { timeout: 60_000 }, async () => {
+    const report = await runServiceStress({ calls: 4000, sabotage: 'misroute' })
+    assert.equal(report.ok, false, 'the planted fault went unnoticed')
+    assert.match(report.violations.join('\n'), /answers another request/)
+  })
 })

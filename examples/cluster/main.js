@@ -1,14 +1,14 @@
 'use strict'
-// Cluster example: the primary process fills slots of a file-backed pool and sends them through a
-// channel in shared memory; cluster workers (separate processes) open both by name, compute a
-// checksum of each slot in place and send the slot back with the result in its first 4 bytes.
-// No payload crosses the IPC pipe: only the pool and channel names do, once.
+// Cluster example: the primary process fills slots of a file-backed pool and calls a service in
+// shared memory with them; cluster workers (separate processes) open both by name and serve: they
+// compute a checksum of each slot in place and reply with the same slot, the result in its first
+// 4 bytes. No payload crosses the IPC pipe: only the pool's name does, once.
 //
 //   node examples/cluster/main.js [--workers 2] [--jobs 2000] [--kib 256]
 
 const cluster = require('node:cluster')
 const path = require('node:path')
-const { SharedPool, Channel } = require('../..')
+const { SharedPool, Service } = require('../..')
 
 /** FNV-1a over `bytes[4..length]`, skipping the result word at the front. */
 function checksum(bytes, length) {
@@ -21,58 +21,51 @@ async function primary({ workers = 2, jobs = 2000, kib = 256 } = {}) {
   const name = `cluster-example-${process.pid}`
   const slotSize = kib * 1024
   const pool = SharedPool.create({ name, slotSize, slots: 16 })
-  const todo = Channel.create(pool, { name: `${name}-todo`, capacity: 16 })
-  const done = Channel.create(pool, { name: `${name}-done`, capacity: 16 })
+  const svc = Service.create(pool, { name, capacity: 16 })
   cluster.setupPrimary({ exec: __filename, args: ['--worker', name] })
   const procs = Array.from({ length: workers }, () => cluster.fork())
   const perWorker = new Map()
   for (const w of procs) w.on('message', (m) => perWorker.set(w.process.pid, m.handled))
   const started = performance.now()
   try {
-    const expected = new Map()
-    let sent = 0
+    let next = 0
     let verified = 0
-    const producer = (async () => {
-      for (; sent < jobs; sent++) {
+    // Eight calls in flight keep both workers busy while this process fills and checks slots.
+    const lane = async () => {
+      while (next < jobs) {
+        const job = next++
         const lease = await pool.acquire({ timeout: 30_000 })
         const bytes = lease.bytes
-        for (let i = 4; i < slotSize; i += 97) bytes[i] = (sent + i) & 255
-        bytes[4] = sent & 255
-        expected.set(lease.slot, checksum(bytes, slotSize))
-        await todo.send(lease, slotSize, { timeout: 30_000 })
+        for (let i = 4; i < slotSize; i += 97) bytes[i] = (job + i) & 255
+        bytes[4] = job & 255
+        const expected = checksum(bytes, slotSize)
+        const reply = await svc.call(lease, slotSize, { timeout: 30_000 }) // the same slot, checksummed
+        const result = new DataView(reply.bytes.buffer, reply.bytes.byteOffset, 4).getUint32(0, true)
+        reply.release()
+        if (result !== expected) throw new Error(`job ${job}: checksum mismatch`)
+        verified++
       }
-      todo.close() // workers drain what is queued, then see null and exit
-    })()
-    while (verified < jobs) {
-      const lease = await done.recv({ timeout: 30_000 })
-      const result = new DataView(lease.bytes.buffer, lease.bytes.byteOffset, 4).getUint32(0, true)
-      if (result !== expected.get(lease.slot)) throw new Error(`slot ${lease.slot}: checksum mismatch`)
-      lease.release()
-      verified++
     }
-    await producer
+    await Promise.all(Array.from({ length: 8 }, lane))
+    svc.close() // workers' serve loops return once the queue is drained
     await Promise.all(procs.map((w) => new Promise((resolve) => (w.isDead() ? resolve() : w.once('exit', resolve)))))
     const ms = performance.now() - started
     return { jobs: verified, workers, kib, ms, perWorker: [...perWorker.values()], stats: pool.stats() }
   } finally {
     for (const w of procs) if (!w.isDead()) w.kill()
-    done.unlink()
-    todo.unlink()
+    svc.unlink()
     pool.unlink()
   }
 }
 
-async function worker(name) {
+function worker(name) {
   const pool = SharedPool.open(name)
-  const todo = Channel.open(`${name}-todo`, pool)
-  const done = Channel.open(`${name}-done`, pool)
-  let handled = 0
-  for await (const lease of todo) {
+  const svc = Service.open(name, pool)
+  const handled = svc.serveSync((lease) => {
     const bytes = lease.bytes
     new DataView(bytes.buffer, bytes.byteOffset, 4).setUint32(0, checksum(bytes, lease.length), true)
-    await done.send(lease)
-    handled++
-  }
+    return lease.length // reply in place
+  })
   process.send({ handled }, () => process.exit(0))
 }
 
@@ -92,10 +85,12 @@ if (cluster.isPrimary && require.main === module) {
       process.exitCode = 1
     })
 } else if (cluster.isWorker) {
-  worker(process.argv[process.argv.indexOf('--worker') + 1]).catch((err) => {
+  try {
+    worker(process.argv[process.argv.indexOf('--worker') + 1])
+  } catch (err) {
     console.error(err)
     process.exit(1)
-  })
+  }
 }
 
 module.exports = { primary, checksum, file: path.basename(__filename) }
