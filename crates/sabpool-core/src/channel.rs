@@ -51,9 +51,17 @@
 //!   blocks receivers at that cell, so the enqueue word cannot get further than one capacity
 //!   ahead), and the sender turns its cell into `Skip` (receivers step over it) and retries.
 //!   Receivers re-read the dequeue word after reading a cell, so they never judge a cell by the
-//!   wrong lap. A receiver delayed between reading a queued slot and taking it cannot take a later
-//!   sending of the same lease: the queued word names the position (its low 24 bits), so that
-//!   would need 2^24 positions to pass while it sits between two instructions.
+//!   wrong lap. A receiver delayed between reading a queued slot and taking it cannot keep a later
+//!   sending of the same lease. In this channel the queued word names the position (its low 24
+//!   bits), so the take itself fails unless 2^24 positions passed meanwhile; but another channel
+//!   of the pool can queue the lease at a position with the same low bits (a request channel and
+//!   a reply channel advance in step), and then the take succeeds. So the taker checks its clear:
+//!   only the receiver that took a cell's sending clears that cell, so a clear that fails means
+//!   the cell's own sending was received by someone else and the take matched a later one; the
+//!   taker puts the slot word back as it found it and reads again. The owner of that later
+//!   sending sees a receive in progress meanwhile (a receiver parked on it is woken by its park
+//!   slice, not by a notify); if the taker dies in between, the slot is reclaimed to the pool and
+//!   that sending reads as stale, as after any receiver's death.
 //! - **Per-producer order**: a sender fills only at the enqueue position, after its previous send
 //!   was committed, and receivers never move past a cell that is still being sent, so one
 //!   sender's leases are received in the order they were sent.
@@ -546,12 +554,18 @@ impl<M: Memory> Channel<M> {
                 if STOP == AFTER_TAKE {
                   return Ok(None);
                 }
-                let _ = cell.compare_exchange(
-                  seen,
-                  RingCell::Empty { tag: next }.pack(),
-                  SeqCst,
-                  Relaxed,
-                );
+                // Only the receiver that took a cell's sending clears it, so a cell that moved
+                // since we read it was received by someone else, and the queued word we matched
+                // is a later sending of the same lease that looks the same: queued in another
+                // channel at a position with the same low 24 bits. It is not ours: put it back.
+                if cell
+                  .compare_exchange(seen, RingCell::Empty { tag: next }.pack(), SeqCst, Relaxed)
+                  .is_err()
+                {
+                  let _ = word.compare_exchange(taken, current, SeqCst, Relaxed);
+                  spin_hint();
+                  continue;
+                }
                 if STOP == AFTER_CLEAR {
                   return Ok(None);
                 }

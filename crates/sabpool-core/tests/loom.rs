@@ -862,3 +862,63 @@ fn a_delayed_receiver_cannot_take_a_later_sending_of_the_same_lease() {
     },
   );
 }
+
+#[test]
+fn a_delayed_receiver_cannot_take_the_lease_queued_in_another_channel() {
+  // A request channel and a reply channel of one pool advance in step, so a lease received from
+  // one can be queued in the other at a position with the same low bits, which its queued word
+  // is all that names. Two receivers each try once to receive the lease queued at position 0 of
+  // channel A; the one that gets it sends it on into channel B, at B's position 0. A receiver
+  // delayed between reading A's cell and taking the slot must not take B's sending: the lease is
+  // received from A once, and then from B once.
+  model(
+    "a_delayed_receiver_cannot_take_the_lease_queued_in_another_channel",
+    Some(3),
+    || {
+      let world = Arc::new(World::new(1, 3, Some(2)));
+      let len = ChannelLayout::new(2).unwrap().total_len;
+      let other = Arc::new(Channel::create(OwnedMemory::new(len), 2, 3, 1).unwrap());
+      let p = world.pool.join(1, 1).unwrap();
+      let a = world.pool.join(2, 2).unwrap();
+      let b = world.pool.join(3, 3).unwrap();
+      let lease = world.pool.try_acquire(p).unwrap().unwrap();
+      let _ = world.channel().try_send(&world.pool, p, lease, 1).unwrap();
+      let forward = move |w: &World, to: &Channel<OwnedMemory>, me: Participant| -> bool {
+        match w.channel().try_recv(&w.pool, me).unwrap() {
+          Received::Lease(got, length, _) => {
+            assert_eq!((got, length), (lease, 1));
+            w.gain_checked(got.slot, me, 0);
+            w.give_up(got.slot, me);
+            assert!(matches!(
+              to.try_send(&w.pool, me, got, 1).unwrap(),
+              Sent::Sent(_)
+            ));
+            true
+          }
+          Received::Empty => false,
+          Received::Closed => panic!("the channel is not closed"),
+        }
+      };
+      let (w, o) = (world.clone(), other.clone());
+      let h = thread::spawn(move || forward(&w, &o, b));
+      let mine = forward(&world, &other, a);
+      let theirs = h.join().unwrap();
+      assert!(
+        !(mine && theirs),
+        "the lease was received from channel A twice"
+      );
+      assert!(mine || theirs, "neither receiver got the lease");
+      assert_eq!(
+        world.channel().try_recv(&world.pool, p).unwrap(),
+        Received::Empty
+      );
+      match other.try_recv(&world.pool, p).unwrap() {
+        Received::Lease(got, length, _) => assert_eq!((got, length), (lease, 1)),
+        got => panic!("channel B holds {got:?}, not the lease"),
+      }
+      assert_eq!(other.try_recv(&world.pool, p).unwrap(), Received::Empty);
+      let _ = world.pool.release(p, lease).unwrap();
+      world.assert_quiescent();
+    },
+  );
+}
