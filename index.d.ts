@@ -59,6 +59,8 @@ export type SabpoolErrorCode =
   | 'ERR_SABPOOL_NOT_FILE'
   /** A defect in sabpool itself (an unexpected native status, a failed internal borrow): please report it. */
   | 'ERR_SABPOOL_INTERNAL'
+  /** A `sabpool/piscina` task function returned something that is not a reply (a length, undefined or an owned Lease of the pool), or a run resolved to something that is not a reply ticket. */
+  | 'ERR_SABPOOL_BAD_REPLY'
 
 /** An error thrown by sabpool: `code` says which, `cause` carries the underlying error if any. */
 export interface SabpoolError extends Error {

@@ -12,6 +12,7 @@
 //   region.js   region backends: MemoryRegion (SharedArrayBuffer), FileRegion (mapped file)
 //   pool.js     SharedPool
 //   channel.js  Channel
+//   piscina.js  runLease and leaseTask, loaded by the top-level piscina.js (sabpool/piscina), not here
 
 const { loadLib, storeCodeCaches } = require('./lib/load.js')
 
