@@ -59,7 +59,7 @@ export type SabpoolErrorCode =
   | 'ERR_SABPOOL_NOT_FILE'
   /** A service call whose request ended without a reply: its server died, or gave the request lease away without replying. */
   | 'ERR_SABPOOL_NO_REPLY'
-  /** A service handler returned something that is not a length, undefined or a Lease of the pool it owns. */
+  /** A service handler or a `sabpool/piscina` task function returned something that is not a reply (a length, undefined or a Lease of the pool it owns), or a piscina run resolved to something that is not a reply ticket. */
   | 'ERR_SABPOOL_BAD_REPLY'
   /** Default code of the error a service call rejects with when its handler threw something without a string `code`. */
   | 'ERR_SABPOOL_HANDLER'

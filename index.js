@@ -12,7 +12,8 @@
 //   region.js   region backends: MemoryRegion (SharedArrayBuffer), FileRegion (mapped file)
 //   pool.js     SharedPool
 //   channel.js  Channel
-//   service.js  Service (request/response over a pool)
+//   service.js  Service (request/response over a pool), loaded on first use
+//   piscina.js  runLease and leaseTask, loaded by the top-level piscina.js (sabpool/piscina), not here
 
 const { loadLib, storeCodeCaches } = require('./lib/load.js')
 

@@ -66,12 +66,13 @@ describe('package.json and npm/ platform packages', () => {
     }
   })
 
-  it('exports map: import → index.mjs/index.d.mts, require → index.js/index.d.ts; all shipped', () => {
+  it('exports map: import → index.mjs/index.d.mts, require → index.js/index.d.ts, ./piscina; all shipped', () => {
     assert.deepEqual(PKG.exports['.'], {
       import: { types: './index.d.mts', default: './index.mjs' },
       require: { types: './index.d.ts', default: './index.js' },
     })
-    for (const f of ['index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', 'lib/', 'binding.js', 'binding.d.ts', 'scripts/install.js']) {
+    assert.deepEqual(PKG.exports['./piscina'], { types: './piscina.d.ts', default: './piscina.js' })
+    for (const f of ['index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', 'piscina.js', 'piscina.d.ts', 'lib/', 'binding.js', 'binding.d.ts', 'scripts/install.js']) {
       assert.ok(PKG.files.includes(f), `files lacks ${f}`)
       assert.ok(fs.existsSync(path.join(ROOT, f)), `${f} is missing (binding.* come from npm run build)`)
     }
@@ -97,10 +98,10 @@ describe('npm pack → npm install into an empty project', { skip: HERE ? false 
   it('the main tarball has the JS, the types, the loader and the Rust sources, but no binary', () => {
     const files = packed.main.files
     const lib = fs.readdirSync(path.join(ROOT, 'lib')).filter((f) => f.endsWith('.js')).map((f) => `lib/${f}`)
-    for (const f of ['package.json', 'README.md', 'index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', ...lib, 'binding.js', 'binding.d.ts', 'scripts/install.js', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'crates/sabpool-core/Cargo.toml', 'crates/sabpool-core/src/lib.rs']) {
+    for (const f of ['package.json', 'README.md', 'index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', 'piscina.js', 'piscina.d.ts', ...lib, 'binding.js', 'binding.d.ts', 'scripts/install.js', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'crates/sabpool-core/Cargo.toml', 'crates/sabpool-core/src/lib.rs']) {
       assert.ok(files.includes(f), `main tarball lacks ${f}`)
     }
-    const unexpected = files.filter((f) => !/^(package\.json|README\.md|index\.(js|mjs|d\.ts|d\.mts)|lib\/[a-z]+\.js|binding\.(js|d\.ts)|scripts\/install\.js|Cargo\.(toml|lock)|build\.rs|src\/.+\.rs|crates\/sabpool-core\/(Cargo\.toml|src\/.+\.rs))$/.test(f))
+    const unexpected = files.filter((f) => !/^(package\.json|README\.md|index\.(js|mjs|d\.ts|d\.mts)|piscina\.(js|d\.ts)|lib\/[a-z]+\.js|binding\.(js|d\.ts)|scripts\/install\.js|Cargo\.(toml|lock)|build\.rs|src\/.+\.rs|crates\/sabpool-core\/(Cargo\.toml|src\/.+\.rs))$/.test(f))
     assert.deepEqual(unexpected, [], 'unexpected files in the main tarball')
     assert.ok(packed.main.size < 500_000, `main tarball is ${packed.main.size} bytes`)
   })
@@ -143,13 +144,16 @@ describe('npm pack → npm install into an empty project', { skip: HERE ? false 
     // this repository's devDependencies).
     fs.writeFileSync(path.join(project, 'use.mts'), [
       "import sabpool, { SharedPool, Channel, type Lease, type Ticket } from 'sabpool'",
+      "import { runLease, leaseTask } from 'sabpool/piscina'",
       'const pool = new SharedPool({ slotSize: 64, slots: 2 })',
       'const lease: Lease = pool.acquireSync()',
       'const t: Ticket = lease.handoff()',
       'const c: Channel = new sabpool.Channel(pool, { capacity: 2 })',
       '// @ts-expect-error capacity is required',
       'new Channel(pool, {})',
-      'export { t, c }',
+      'const task = leaseTask(pool, (l: Lease) => l.length)',
+      'const reply: Promise<Lease> = runLease({ run: async () => t }, pool, pool.acquireSync())',
+      'export { t, c, task, reply }',
       '',
     ].join('\n'))
     fs.writeFileSync(path.join(project, 'use.cts'), "import sabpool = require('sabpool')\nconst pool: sabpool.SharedPool = new sabpool.SharedPool({ slotSize: 64, slots: 2 })\n// @ts-expect-error slots is required\nnew sabpool.SharedPool({ slotSize: 64 })\nexport = pool\n")
@@ -157,6 +161,10 @@ describe('npm pack → npm install into an empty project', { skip: HERE ? false 
       compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', lib: ['es2022'], strict: true, noEmit: true, types: ['node'], typeRoots: [path.join(ROOT, 'node_modules', '@types')] },
       files: ['use.mts', 'use.cts'],
     }))
+    // 'sabpool/piscina' loads from the installed package, piscina itself not installed.
+    const adapter = run(process.execPath, ['-e', "const p = require('sabpool/piscina'); console.log(require.resolve('sabpool/piscina'), typeof p.runLease, typeof p.leaseTask)"], { cwd: project })
+    assert.equal(adapter.status, 0, adapter.out)
+    assert.equal(adapter.stdout.trim(), `${path.join(installed, 'piscina.js')} function function`)
     const tsc = require.resolve('typescript/bin/tsc', { paths: [ROOT] })
     const t = run(process.execPath, [tsc, '-p', project, '--pretty', 'false'], { cwd: project })
     assert.equal(t.status, 0, `tsc on the installed package failed:\n${t.out}`)

@@ -1,8 +1,9 @@
 'use strict'
-// Type test: `tsc --noEmit` over __test__/types/, a usage file that exercises the whole public API
-// (api.ts) plus ESM (esm.mts) and `import = require` (cjs.cts) consumers, resolved through the
-// package's own `exports` map by its name 'sabpool'. Two configurations: Node's resolution
-// (nodenext) and bundler resolution. Needs the devDependencies `typescript` and `@types/node`.
+// Type test: `tsc --noEmit` over __test__/types/, usage files that exercise the whole public API
+// (api.ts) and 'sabpool/piscina' (piscina.ts), plus ESM (esm.mts) and `import = require` (cjs.cts)
+// consumers, resolved through the package's own `exports` map by its name 'sabpool'. Two
+// configurations: Node's resolution (nodenext) and bundler resolution. Needs the devDependencies
+// `typescript`, `@types/node` and `piscina` (whose types piscina.ts checks runLease against).
 
 const { describe, it } = require('node:test')
 const assert = require('node:assert/strict')

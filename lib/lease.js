@@ -139,6 +139,17 @@ class PoolState {
     return this.u32[(this.metaOffset + slot * OFFSETS.metaSize + OFFSETS.metaWord + 4) >>> 2]
   }
 
+  /**
+   * Whether some participant holds `slot` (an index below `slots`) at `generation`: it is leased,
+   * or its release has not finished. Read from the slot's state word, `generation << 32 |
+   * owner << 8 | state` (owner 0: nobody, as when free, in flight or queued), half by half: a
+   * hint for a wait that settles by adopting, not a proof.
+   */
+  heldAt(slot, generation) {
+    const word = (this.metaOffset + slot * OFFSETS.metaSize + OFFSETS.metaWord) >>> 2
+    return Atomics.load(this.u32, word + 1) === generation && (Atomics.load(this.u32, word) >>> 8) !== 0
+  }
+
   /** Length recorded for a slot this thread now owns. */
   recordedLength(slot) {
     return this.u32[(this.metaOffset + slot * OFFSETS.metaSize + OFFSETS.metaLength) >>> 2]

@@ -2,6 +2,7 @@
 import sabpool, { SharedPool, Channel, Lease, AbortError, type Ticket, type SabpoolErrorCode } from 'sabpool'
 import * as ns from 'sabpool'
 import { createRequire } from 'node:module'
+import { runLease, leaseTask } from 'sabpool/piscina'
 
 const pool = new SharedPool({ slotSize: 16, slots: 2 })
 const lease: Lease = pool.acquireSync()
@@ -21,4 +22,8 @@ const code: SabpoolErrorCode = 'ERR_SABPOOL_CLOSED'
 const required = createRequire(import.meta.url)('sabpool') as typeof import('sabpool')
 const p3: SharedPool = new required.SharedPool({ slotSize: 16, slots: 1 })
 
-export { p2, same, alsoSame, code, p3 }
+// 'sabpool/piscina' imports from ESM too, with the same Lease and SharedPool.
+const task: (message: unknown) => unknown = leaseTask(pool, (l: Lease) => l.length)
+const run: (piscina: { run(task: unknown): Promise<unknown> }, pool: SharedPool, lease: Lease) => Promise<Lease> = runLease
+
+export { p2, same, alsoSame, code, p3, task, run }

@@ -1,11 +1,11 @@
 'use strict'
-// piscina + sabpool: tasks carry tickets instead of buffers.
+// piscina + sabpool: tasks carry leases instead of buffers.
 //
 // The pool is created here and its handle given to piscina as workerData; each piscina worker
-// attaches it once (worker.js, module level). A task is a ticket: the main thread fills a slot,
-// hands it off, and `piscina.run()` posts only the ticket (four numbers). The worker adopts the
-// slot, transforms it in place and returns a ticket, which the main thread adopts to read the
-// result. The payload is never structured-cloned, either way.
+// attaches it once (worker.js, module level). runLease hands the filled slot to a worker through
+// piscina.run (only a ticket of four numbers is posted) and resolves with the reply slot, which
+// this thread then owns; the payload is never structured-cloned, either way. A failing task
+// rejects, and its slot goes back to the pool.
 //
 //   node examples/piscina/main.js [--tasks N] [--threads N] [--kib KiB]
 
@@ -13,6 +13,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { Piscina } = require('piscina')
 const { SharedPool } = require('sabpool')
+const { runLease } = require('sabpool/piscina')
 
 function parseArgs(argv) {
   const o = { tasks: 200, threads: Math.max(2, Math.min(4, os.availableParallelism())), kib: 256 }
@@ -29,26 +30,6 @@ function parseArgs(argv) {
 /** Fills `bytes` with a pattern that depends on `seed`. */
 function fill(bytes, seed) {
   for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31 + seed * 7) & 0xff
-}
-
-/**
- * Runs one task on a slot: returns the result lease (owned by this thread) or throws. If the task
- * fails before a worker adopted the ticket (say the pool was destroyed), takes the slot back.
- */
-async function runTask(piscina, pool, lease, task, runOptions) {
-  const ticket = lease.handoff()
-  let result
-  try {
-    result = await piscina.run({ ...task, ticket }, runOptions)
-  } catch (err) {
-    try {
-      pool.adopt(ticket).release() // never adopted by a worker: still ours to release
-    } catch {
-      // adopted by the worker, which released it before failing (ERR_SABPOOL_STALE_LEASE)
-    }
-    throw err
-  }
-  return pool.adopt(result)
 }
 
 async function run(options = {}) {
@@ -71,10 +52,10 @@ async function run(options = {}) {
     await Promise.all(Array.from({ length: o.tasks }, async (_, t) => {
       const lease = await pool.acquire() // waits while every slot is in flight
       fill(lease.bytes, t)
-      lease.length = slotSize - (t % 7) // the length travels with the ticket
-      const back = await runTask(piscina, pool, lease, { op: 'invert' })
+      const length = slotSize - (t % 7) // travels with the lease
+      const back = await runLease(piscina, pool, lease, { task: { op: 'invert' }, length })
       try {
-        if (back.length !== lease.length) throw new Error(`task ${t}: length ${back.length}`)
+        if (back.length !== length) throw new Error(`task ${t}: length ${back.length}`)
         const bytes = back.bytes
         for (let i = 0; i < back.length; i++) {
           if (bytes[i] !== (255 - ((i * 31 + t * 7) & 0xff))) throw new Error(`task ${t}: byte ${i} is ${bytes[i]}`)
@@ -85,11 +66,11 @@ async function run(options = {}) {
       }
     }))
 
-    // A task that throws after the worker adopted its slot: the worker releases it, the run
-    // rejects, and the pool has every slot back.
+    // A task that throws in the worker: the run rejects with its error and the pool has every
+    // slot back.
     const lease = await pool.acquire()
     let failed = null
-    await runTask(piscina, pool, lease, { op: 'fail' }).catch((err) => (failed = err))
+    await runLease(piscina, pool, lease, { task: { op: 'fail' } }).catch((err) => (failed = err))
     if (!failed) throw new Error('the failing task did not fail')
 
     const seconds = Number(process.hrtime.bigint() - started) / 1e9
@@ -102,7 +83,7 @@ async function run(options = {}) {
   }
 }
 
-module.exports = { run, runTask }
+module.exports = { run }
 
 if (require.main === module) {
   run(parseArgs(process.argv.slice(2))).then(
