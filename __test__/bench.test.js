@@ -33,7 +33,7 @@ it('bench --quick runs every mechanism and writes a complete JSON report and cha
   assert.equal(E.stream.cells.length, 3 * sizes)
   assert.equal(E.fanout.cells.length, 2 * report.config.fanoutSizes.length * report.config.fanoutConsumers.length)
   assert.deepEqual(E.notify.rows.map((r) => r.mechanism), ['notify-trySend', 'notify-release', 'notify-raw-all', 'notify-raw-one', 'notify-postMessage'])
-  const rpcRows = ['rpc-service', 'rpc-channels', 'rpc-transfer', 'rpc-clone', 'rpc-piscina-move', 'rpc-piscina-clone']
+  const rpcRows = ['rpc-service', 'rpc-channels', 'rpc-transfer', 'rpc-clone', 'rpc-piscina-move', 'rpc-piscina-clone', 'rpc-piscina-lease']
   assert.deepEqual(report.config.rpcSizes, [64, 1 << 20])
   assert.deepEqual([...new Set(E.rpc.cells.map((c) => c.mechanism))], rpcRows)
   assert.equal(E.rpc.cells.length, rpcRows.length * report.config.rpcSizes.length * report.config.rpcServers.length)

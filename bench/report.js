@@ -462,7 +462,8 @@ function rpcTable(res) {
     'svc.serveSync(handler). two channels + Map: the hand-written loop (request and reply Channels, main `await send()`',
     'and one `for await` reply loop routing by lease.slot; servers recvSync + sendSync). postMessage: { id, bytes } to',
     'the least-loaded server, echoed, routed by id (transferred or cloned). piscina.run: the Uint8Array cloned, or',
-    'Piscina.move()d, both ways. rt = round trip with one call in flight; calls/s = ' +
+    'Piscina.move()d, both ways. sabpool/piscina runLease: the same piscina through the adapter (runLease + leaseTask),',
+    'the reply in the request\'s slot. rt = round trip with one call in flight; calls/s = ' +
       `${first ? first.inFlight / first.servers : ''} calls per server in flight (median and p10–p90 over windows).`,
     'CPU/call = process.cpuUsage() over the window / calls (every thread), main = the main thread\'s. ×rt = round trip',
     'p50 / svc.call\'s, ×rate = svc.call\'s calls/s / this row\'s (> 1: svc.call is better). Rows of a cell are interleaved.',

@@ -14,6 +14,9 @@
 //                   transferred both ways, or cloned both ways.
 //   piscina.run     piscina with minThreads = maxThreads = servers (its defaults otherwise): the
 //                   Uint8Array cloned both ways, or `Piscina.move()`d both ways (rpc-piscina.js).
+//   runLease        the same piscina through sabpool's adapter: main `await runLease(piscina,
+//                   pool, lease, { length, name })` (`require('sabpool/piscina')`), the task
+//                   function made with `leaseTask(pool, fn)`; the reply comes in the same slot.
 //
 // Per payload size and server count (a cell), every row is set up together and measured
 // interleaved:
@@ -317,7 +320,7 @@ function piscinaRow({ id, short, label, move }) {
     group: 'piscina',
     host: null,
     async setUp(cx) {
-      return { piscina: cx.piscina(), move: move ? piscinaClass().move : null, runOptions: { name: move ? 'move' : 'clone' }, size: cx.size, mismatches: 0 }
+      return { piscina: cx.piscina().piscina, move: move ? piscinaClass().move : null, runOptions: { name: move ? 'move' : 'clone' }, size: cx.size, mismatches: 0 }
     },
     caller: (st, j) => ({ j, tag: 0, bytes: new Uint8Array(st.size) }),
     async call(st, c) {
@@ -334,6 +337,34 @@ function piscinaRow({ id, short, label, move }) {
   }
 }
 
+const adapterRow = {
+  id: 'rpc-piscina-lease',
+  short: 'sabpool/piscina runLease',
+  label: "piscina through sabpool's adapter: main `await runLease(piscina, pool, lease, { length })`; the task function made with leaseTask(pool, fn)",
+  group: 'sabpool',
+  host: null,
+  async setUp(cx) {
+    const { piscina, pool } = cx.piscina()
+    const { runLease } = require('sabpool/piscina')
+    return { piscina, pool, runLease, size: cx.size, options: { length: cx.size, name: 'lease' }, mismatches: 0 }
+  },
+  caller: (st, j) => ({ j, tag: 0, lease: st.pool.tryAcquire() }),
+  async call(st, c) {
+    const size = st.size
+    const tag = nextTag(c)
+    stampCall(c.lease.bytes, size, c.j, tag)
+    const reply = await st.runLease(st.piscina, st.pool, c.lease, st.options)
+    if (reply.length !== size || !replyOk(reply.bytes, size, c.j, tag)) st.mismatches++
+    c.lease = reply
+  },
+  async tearDown(st, callers) {
+    for (const c of callers) c.lease.release()
+    const inUse = st.pool.stats().inUse
+    if (inUse !== 0) throw new Error(`bench bug: ${inUse} slots of the adapter row's pool are still in use`)
+    return 0 // the servers' check shows in the reply (touchCall), counted by the caller
+  },
+}
+
 const ROWS = [
   serviceRow,
   channelsRow,
@@ -341,6 +372,7 @@ const ROWS = [
   messageRow({ id: 'rpc-clone', short: 'postMessage clone', label: 'postMessage({ id, bytes }) cloned, cloned back; replies routed by id', transfer: false }),
   piscinaRow({ id: 'rpc-piscina-move', short: 'piscina.run move', label: 'piscina.run(Piscina.move(bytes)); the task returns Piscina.move(bytes)', move: true }),
   piscinaRow({ id: 'rpc-piscina-clone', short: 'piscina.run clone', label: 'piscina.run(bytes) cloned; the task returns the bytes (cloned back)', move: false }),
+  adapterRow,
 ]
 
 const HOST_IDS = [...new Set(ROWS.map((r) => r.host).filter((h) => h !== null))]
@@ -402,10 +434,12 @@ async function runCell(hostsOf, size, servers, cfg, report) {
     servers,
     slots: inFlight, // one lease per caller; replies come back in the request's slot
     hosts: (id) => hostsOf(id).slice(0, servers),
+    /** The cell's piscina (`servers` threads) and the pool its adapter row's leases come from. */
     piscina() {
       if (piscina === null) {
         const Piscina = piscinaClass()
-        piscina = new Piscina({ filename: PISCINA_WORKER, minThreads: servers, maxThreads: servers })
+        const pool = new SharedPool({ slotSize: size, slots: inFlight })
+        piscina = { pool, piscina: new Piscina({ filename: PISCINA_WORKER, workerData: { pool: pool.handle }, minThreads: servers, maxThreads: servers }) }
       }
       return piscina
     },
@@ -455,7 +489,10 @@ async function runCell(hostsOf, size, servers, cfg, report) {
 
     for (const r of rows) r.workerMismatches = await r.row.tearDown(r.st, r.callers)
   } finally {
-    if (piscina !== null) await piscina.destroy()
+    if (piscina !== null) {
+      await piscina.piscina.destroy()
+      piscina.pool.detach()
+    }
   }
   const othersCores = cpu.othersCores(cpu0, cpu.sample())
 
