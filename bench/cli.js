@@ -65,6 +65,7 @@ const PRESETS = {
     rpcBlocks: 4, // round trips: blocks per row, rotating through the rows
     rpcWindows: 5, // calls/s windows per row and cell
     rpcWindowMs: 100,
+    rpcLeadMs: 20, // untimed calls in flight before each window
   },
   quick: {
     sizes: [KIB, MIB],
@@ -99,6 +100,7 @@ const PRESETS = {
     rpcBlocks: 2,
     rpcWindows: 3,
     rpcWindowMs: 25,
+    rpcLeadMs: 5,
   },
 }
 

@@ -30,8 +30,10 @@
 //   calls/s      `rpcInFlight` calls per server in flight: that many caller loops, each awaiting
 //                its own call and making the next until the window's `rpcWindowMs` are over (the
 //                window ends with the last reply). `rpcWindows` windows per row, the rows
-//                alternating (order reversed every other round); median and p10–p90 over the
-//                windows. CPU per call over exactly each window: process.cpuUsage() (every thread
+//                alternating (order reversed every other round), each after an untimed lead-in of
+//                `rpcLeadMs` the same way (the servers were idle while the other rows ran, and
+//                the first calls after that wake them and find their waits parking, not
+//                spinning); median and p10–p90 over the windows. CPU per call over exactly each window: process.cpuUsage() (every thread
 //                of the process: the main thread and the servers) and the main thread's own.
 
 const path = require('node:path')
@@ -483,6 +485,7 @@ async function runCell(hostsOf, size, servers, cfg, report) {
       report(`calls in flight, window ${w + 1}/${cfg.rpcWindows}`)
       for (const r of w % 2 === 0 ? rows : [...rows].reverse()) {
         global.gc()
+        await guard(window1(r, performance.now() + cfg.rpcLeadMs)) // untimed lead-in
         r.windows.push(await guard(window1(r, performance.now() + cfg.rpcWindowMs)))
       }
     }
