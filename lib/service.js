@@ -89,6 +89,11 @@ const HANDLER_ERROR_CODE = 'ERR_SABPOOL_HANDLER'
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
+/** A reply port's capacity: a power of two of at least twice the pool's slots (at most 2^24). */
+function portCapacityFor(slots) {
+  return Math.min(ceilPow2(2 * slots), OFFSETS.maxCapacity)
+}
+
 /** Smallest power of two ≥ n (n ≥ 2). */
 function ceilPow2(n) {
   return n <= 2 ? 2 : 2 ** Math.ceil(Math.log2(n))
@@ -403,8 +408,8 @@ class Service {
     const table = new Table(buffer, 0, words)
     initTable(table.i32, slots, portCount, capacity)
     const requests = new Channel(pool, { capacity })
-    // Room for every slot of the pool: a reply never waits for room in its port.
-    const portCapacity = ceilPow2(slots)
+    // Room for twice every slot of the pool: a reply does not wait for room in its port.
+    const portCapacity = portCapacityFor(slots)
     const portHandles = []
     for (let i = 0; i < portCount; i++) portHandles.push(new Channel(pool, { capacity: portCapacity }).handle)
     this.#handle = Object.freeze({
@@ -554,7 +559,7 @@ class Service {
       const timeout = checkTimeout(timeoutOption)
       const signal = checkSignal(signalOption)
       if (signal !== undefined && signal.aborted) throw abortError(signal.target)
-      const deadline = performance.now() + timeout
+      const deadline = timeout === Infinity ? Infinity : performance.now() + timeout
       const port = portOf(core)
       const call = begin(core, port, lease)
       let sent
@@ -840,7 +845,7 @@ function fileTable(attachment, words, info) {
 }
 
 function fileService(pool, name, dir, mode, attachment, table, requests, info, allowForeignOwner = false) {
-  const portCapacity = ceilPow2(info.slots)
+  const portCapacity = portCapacityFor(info.slots)
   const core = makeCore(pool, table, requests, info, {
     isFile: true,
     name,
@@ -1080,9 +1085,17 @@ function reply(core, request, record, outcome, failed) {
   // would only wait in its port.
   if (participantTokenLow(core, record.port) === record.token) {
     try {
-      sent = portChannel(core, record.port).trySend(answer, length)
+      const port = portChannel(core, record.port)
+      // A port has room for twice the pool's slots, but a cell a sender had to skip (its fill
+      // landed a lap late) takes a position until a receive steps over it: if the port reads
+      // full, wait a moment for that rather than drop the reply.
+      sent = port.trySend(answer, length)
+      if (!sent) {
+        port.sendSync(answer, length, { timeout: CHECK_MS })
+        sent = true
+      }
     } catch {
-      // the port cannot be reached: the reply goes back to the pool below
+      // the port cannot be reached, or stayed full: the reply goes back to the pool below
     }
   }
   if (!sent && answer.owned) {
