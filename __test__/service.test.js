@@ -471,7 +471,8 @@ describe('Service across processes (file-backed pools)', () => {
       await Promise.all(servers.map((s) => s.exited))
       pool.reclaimDead()
       svc.close() // the sweep of ports left by dead callers runs again now that they are reclaimed
-      assert.equal(svc.stats().lost, lost)
+      // The shared count also has the calls of the killed caller processes that lost their server.
+      assert.ok(svc.stats().lost >= lost, `stats().lost ${svc.stats().lost} < the ${lost} seen here`)
       assertAllFreeOnce(pool)
     } finally {
       stop = true

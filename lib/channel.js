@@ -213,6 +213,12 @@ class Channel {
     return this.#offer(lease, this.#leaseLength(lease, length)) !== NONE
   }
 
+  /** `trySend` for a caller inside the library that has already checked the lease (a Lease of
+   * this channel's pool) and the length. */
+  _trySendChecked(lease, length) {
+    return this.#offer(lease, length) !== NONE
+  }
+
   /**
    * Sends, waiting while the channel is full (backpressure), without blocking the event loop.
    * @param {{ timeout?: number, signal?: AbortSignal }} [options]

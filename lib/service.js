@@ -283,15 +283,18 @@ class Port {
     this.pumping = true
     try {
       while (this.pending.size > 0) {
-        let lease
-        try {
-          lease = await this.channel.recv(RECV_SLICE)
-        } catch (error) {
-          if (error.code !== 'ERR_SABPOOL_TIMEOUT') throw error
-          this.checkGone()
-          continue
+        // A reply already queued is taken without a promise; only an empty port waits.
+        let lease = this.channel.tryRecv()
+        if (lease === null) {
+          try {
+            lease = await this.channel.recv(RECV_SLICE)
+          } catch (error) {
+            if (error.code !== 'ERR_SABPOOL_TIMEOUT') throw error
+            this.checkGone()
+            continue
+          }
+          if (lease === null) break // a port is never closed; only a scribble says so
         }
-        if (lease === null) break // a port is never closed; only a scribble says so
         this.deliver(lease)
         // While replies keep coming, look for calls whose server died every so often (a clock
         // read per reply would cost more than the delivery).
@@ -564,7 +567,7 @@ class Service {
       const call = begin(core, port, lease)
       let sent
       try {
-        sent = core.requests.trySend(lease, length)
+        sent = core.requests._trySendChecked(lease, length)
       } catch (error) {
         port.pending.delete(call.seq) // not sent: the lease is still the caller's
         throw error
@@ -953,8 +956,10 @@ function begin(core, port, lease) {
   const at = recordIndex(core.ports, lease.slot)
   const i32 = core.table.i32
   Atomics.store(i32, at + R_SEQ, seq)
-  Atomics.store(i32, at + R_PORT, port.index)
-  Atomics.store(i32, at + R_TOKEN, port.tokenLow)
+  // A slot that comes back to the same caller (a reply reused as the next request) already names
+  // its port and token: a load is cheaper than a store to a line another thread will read.
+  if (Atomics.load(i32, at + R_PORT) !== port.index) Atomics.store(i32, at + R_PORT, port.index)
+  if (Atomics.load(i32, at + R_TOKEN) !== port.tokenLow) Atomics.store(i32, at + R_TOKEN, port.tokenLow)
   Atomics.store(i32, at + R_KIND, KIND_REQUEST)
   const call = new PendingCall(lease.slot, lease.generation)
   call.seq = seq
