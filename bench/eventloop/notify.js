@@ -62,9 +62,14 @@ const worker = {
       case 'acquire':
         for (;;) {
           const lease = w.poolP.acquireSync(w.acquireOpts)
+          // STOP is read before the slot is handed back: the main thread sets it only after it has
+          // taken the last sample's slot back and before it releases one slot per acquirer, so this
+          // read tells those slots apart. Read after the hand-back, it could already see the STOP
+          // meant for the next slot and leave that slot unclaimed in the pool.
+          const stop = Atomics.load(raw, STOP) === 1
           if (!w.back.trySend(lease)) throw new Error('bench bug: the hand-back channel is full')
           w.acquireOpts.reuse = lease
-          if (Atomics.load(raw, STOP) === 1) return
+          if (stop) return
         }
       case 'wait':
         for (;;) {
