@@ -36,6 +36,7 @@ const { isLease } = require('./lease.js')
 const { nativeCall } = require('./region.js')
 const { isPool, newUid } = require('./pool.js')
 const { Channel } = require('./channel.js')
+const { Table, describePool } = require('./table.js')
 
 const SERVICE_KIND = 'sabpool.service'
 /** 'SVC1': the table of a service of this format. */
@@ -153,29 +154,6 @@ function describeThrown(thrown) {
     message = 'the service handler threw a value that cannot be described'
   }
   return { code: code.slice(0, 200), message }
-}
-
-// ---- the table's memory -------------------------------------------------------------------
-
-/** Views of a service table: `i32` its words, `stats` its counters. */
-class Table {
-  constructor(buffer, byteOffset, words) {
-    this.i32 = new Int32Array(buffer, byteOffset, words)
-  }
-
-  /** Adds one to a counter: the low word, and the high one when the low word wraps (a 32-bit
-   * add allocates nothing, where a BigInt64 add makes a BigInt per call). */
-  count(stat) {
-    const at = (STATS_BYTE >>> 2) + 2 * stat
-    if (Atomics.add(this.i32, at, 1) === -1) Atomics.add(this.i32, at + 1, 1)
-  }
-
-  /** A counter's value (its two words read one after the other: a statistic, not a snapshot). */
-  read(stat) {
-    const at = (STATS_BYTE >>> 2) + 2 * stat
-    const high = Atomics.load(this.i32, at + 1) >>> 0
-    return high * 2 ** 32 + (Atomics.load(this.i32, at) >>> 0)
-  }
 }
 
 // ---- reply ports: one per pool participant entry ------------------------------------------------
@@ -408,7 +386,7 @@ class Service {
     const slots = info.slots
     const words = tableWords(slots, portCount)
     const buffer = new SharedArrayBuffer(words * 4)
-    const table = new Table(buffer, 0, words)
+    const table = new Table(buffer, 0, words, STATS_BYTE >>> 2)
     initTable(table.i32, slots, portCount, capacity)
     const requests = new Channel(pool, { capacity })
     // Room for twice every slot of the pool: a reply does not wait for room in its port.
@@ -787,11 +765,6 @@ const ATTACHED = Symbol('attached')
 
 // ---- construction helpers -------------------------------------------------------------------
 
-/** The pool facts a service needs: geometry, and this attachment's participant entry. */
-function describePool(pool) {
-  return nativeCall(() => binding.poolDescribe(pool._state.ref))
-}
-
 function checkServicePool(pool, what) {
   if (!isPool(pool)) throw makeError('ERR_INVALID_ARG_TYPE', `${what} needs the service's SharedPool, got ${describe(pool)}`)
 }
@@ -837,13 +810,13 @@ function checkedTable(buffer, byteOffset, words, info) {
     throw makeError('ERR_SABPOOL_BAD_HANDLE', "the service table was made for another pool than this one (its slots or participant entries differ)")
   }
   if (tableWords(slots, portCount) > words) throw makeError('ERR_SABPOOL_BAD_HANDLE', 'the service table is too small for its pool')
-  return new Table(buffer, byteOffset, words)
+  return new Table(buffer, byteOffset, words, STATS_BYTE >>> 2)
 }
 
 function fileTable(attachment, words, info) {
   const buffer = nativeCall(() => binding.regionBuffer(attachment.id))
   const { dataOffset } = nativeCall(() => binding.tableInfo(attachment.id))
-  if (info === undefined) return new Table(buffer, dataOffset, words)
+  if (info === undefined) return new Table(buffer, dataOffset, words, STATS_BYTE >>> 2)
   return checkedTable(buffer, dataOffset, words, info)
 }
 
