@@ -3,7 +3,9 @@
 // the native binding directly: creating, reading and writing them from a second attachment and
 // from a child process, the stale-file rule, refusals (wrong pool, in-process pool, bad names,
 // bad sizes, files of another kind), unlink and detach; and the participant facts poolDescribe
-// gives JS (entry index, and the entry's token read from the region).
+// gives JS (entry index, and the entry's token read from the region); and the table's wait sites
+// (words 8 to 11): a process blocked in waitFile, and async waits through FileWaitSite, released
+// by another process's bump and tableWake, and the errors of sites that do not fit.
 // The child process runs fixtures/table-child.js, the worker fixtures/table-worker.js.
 
 const { describe, it, afterEach } = require('node:test')
@@ -12,9 +14,14 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { fork } = require('node:child_process')
+const { setTimeout: sleep } = require('node:timers/promises')
 
 const { SharedPool } = require('..')
-const { binding, DEFAULT_MODE, OFFSETS } = require('../lib/native.js')
+const {
+  binding, DEFAULT_MODE, OFFSETS, SITE_FREE_SLOT, SITE_RECEIVED, SITE_ROOM, SITE_TABLE_WAIT,
+  TABLE_WAIT_SITES, TABLE_WAIT_WORD,
+} = require('../lib/native.js')
+const { FileWaitSite, parkAsync } = require('../lib/wait.js')
 const { reclass } = require('../lib/errors.js')
 const { FIXTURES, spawnWorker, terminateWorkers, waitFor } = require('./helpers.js')
 const { tableWords, entryToken } = require('./fixtures/table-common.js')
@@ -309,4 +316,219 @@ describe('pool participant facts', () => {
       assert.notEqual(laterToken, myToken)
     })
   }
+})
+
+/** Threads of this process named 'sabpool-watch' (Linux: /proc), or undefined elsewhere. */
+function watcherThreads() {
+  if (process.platform !== 'linux') return undefined
+  return fs.readdirSync('/proc/self/task').filter((tid) => {
+    try {
+      return fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'sabpool-watch'
+    } catch {
+      return false // the thread exited meanwhile
+    }
+  }).length
+}
+
+const wallNow = () => performance.timeOrigin + performance.now()
+
+describe('table wait sites', () => {
+  it('the protocol names four table wait sites after the pool and channel ones, on words 8 to 11', () => {
+    assert.deepEqual([SITE_FREE_SLOT, SITE_RECEIVED, SITE_ROOM], [0, 1, 2])
+    assert.deepEqual([SITE_TABLE_WAIT, TABLE_WAIT_SITES, TABLE_WAIT_WORD], [3, 4, 8])
+    const p = binding.protocol()
+    assert.deepEqual([p.siteTableWait, p.tableWaitSites, p.tableWaitWord], [3, 4, 8])
+  })
+
+  it('a child process blocked in waitFile on a table wait site stays parked through a bump alone and a wake of another site, and returns soon after a bump and tableWake', { skip: process.platform !== 'linux' && 'waitFile polls instead of parking off Linux' }, async () => {
+    const dir = tmpDir()
+    const pool = filePool(dir, 'wp')
+    const table = createTable(dir, 'wt', pool, 16)
+    const words = tableWords(table)
+    const c = child({ dir, pool: 'wp', table: 'wt' })
+    await c.next('read')
+    // Words 0 and 1 say when the child is about to wait and when it has returned (no IPC: its
+    // main thread is blocked in between).
+    const READY = 0
+    const DONE = 1
+    Atomics.store(words, TABLE_WAIT_WORD, 41)
+    c.send({ type: 'wait', site: SITE_TABLE_WAIT, ready: READY, done: DONE, timeout: 8000 })
+    await waitFor(() => Atomics.load(words, READY) === 1, 'the child to be about to wait')
+    await sleep(300)
+    assert.equal(Atomics.load(words, DONE), 0, 'the child returned before anything happened')
+    // A bump and wake of the next wait word (site 4, word 9) is not this site's: nobody there.
+    Atomics.add(words, TABLE_WAIT_WORD + 1, 1)
+    assert.equal(binding.tableWake(table.id, SITE_TABLE_WAIT + 1), 0)
+    // A bump without a wake: a parked futex waiter does not look at the word again by itself.
+    Atomics.add(words, TABLE_WAIT_WORD, 1)
+    await sleep(200)
+    assert.equal(Atomics.load(words, DONE), 0, 'the child returned without a wake of its site')
+    const wakeAt = wallNow()
+    const woken = binding.tableWake(table.id, SITE_TABLE_WAIT)
+    const waited = await c.next('waited')
+    assert.equal(woken, 1, 'the futex woke the one parked child thread')
+    assert.equal(waited.seen, 41)
+    assert.equal(waited.value, 42)
+    assert.ok(waited.elapsed >= 450, `the child waited only ${waited.elapsed} ms`)
+    assert.ok(waited.elapsed < 7000, `the child's wait timed out (${waited.elapsed} ms)`)
+    assert.ok(waited.returnedAt - wakeAt < 2000, `the child returned ${waited.returnedAt - wakeAt} ms after the wake`)
+    assert.equal(binding.tableWake(table.id, SITE_TABLE_WAIT), 0, 'nobody is left to wake')
+    c.send({ type: 'exit' })
+    assert.deepEqual(await c.exited, { code: 0, signal: null })
+  })
+
+  it('waitFile on a table wait site returns at once when the word no longer holds the value seen, and at its timeout when nobody wakes it', { skip: process.platform !== 'linux' && 'waitFile polls instead of parking off Linux' }, () => {
+    const dir = tmpDir()
+    const table = createTable(dir, 't', filePool(dir), 12)
+    const words = tableWords(table)
+    for (let k = 0; k < TABLE_WAIT_SITES; k++) {
+      Atomics.store(words, TABLE_WAIT_WORD + k, 7 + k)
+      let started = performance.now()
+      binding.waitFile(table.id, SITE_TABLE_WAIT + k, 6 + k, 5000)
+      assert.ok(performance.now() - started < 1000, `site ${SITE_TABLE_WAIT + k}: a stale value parked`)
+      started = performance.now()
+      binding.waitFile(table.id, SITE_TABLE_WAIT + k, 7 + k, 60)
+      const ms = performance.now() - started
+      assert.ok(ms >= 55 && ms < 3000, `site ${SITE_TABLE_WAIT + k}: a 60 ms wait took ${ms} ms`)
+    }
+  })
+
+  it('async waits through FileWaitSite on each table wait site resolve after another process bumps that word and wakes it, not before nor on another site\'s bump; detach stops their watcher threads', async () => {
+    const dir = tmpDir()
+    const pool = filePool(dir, 'ap')
+    const table = createTable(dir, 'at', pool, 12)
+    const { dataOffset, uid } = binding.tableInfo(table.id)
+    const i32 = new Int32Array(binding.regionBuffer(table.id))
+    const c = child({ dir, pool: 'ap', table: 'at' })
+    await c.next('read')
+    const threadsBefore = watcherThreads()
+
+    let registered = 0
+    let parks = 0
+    const sites = Array.from({ length: TABLE_WAIT_SITES }, (_, k) => new FileWaitSite({
+      i32,
+      epochOffset: dataOffset + 4 * (TABLE_WAIT_WORD + k),
+      register: (delta) => { registered += delta },
+      noteWait: () => { parks++ },
+      kind: 'table',
+      uid,
+      ref: () => table.id,
+      site: SITE_TABLE_WAIT + k,
+    }))
+    const settled = new Array(TABLE_WAIT_SITES).fill(undefined)
+    const waits = sites.map((site, k) => {
+      Atomics.store(i32, site.epochIndex, 100 * k)
+      const attempt = () => {
+        const now = Atomics.load(i32, site.epochIndex)
+        return now === 100 * k ? undefined : now
+      }
+      return parkAsync(site, attempt, 20_000, undefined, `table wait ${k}`).then((value) => {
+        settled[k] = { value, at: wallNow() }
+      })
+    })
+    await sleep(200)
+    assert.deepEqual(settled, [undefined, undefined, undefined, undefined], 'a wait resolved before any bump')
+    assert.equal(registered, TABLE_WAIT_SITES, 'each wait is registered once while parked')
+    if (threadsBefore !== undefined) assert.equal(watcherThreads(), threadsBefore + TABLE_WAIT_SITES, 'one watcher thread per site')
+
+    // The third site first, then the others in turn: each bump releases its own site's wait only.
+    let woken = 0
+    for (const k of [2, 0, 3, 1]) {
+      assert.equal(settled[k], undefined, `site ${SITE_TABLE_WAIT + k} resolved before its bump`)
+      c.send({ type: 'bump', site: SITE_TABLE_WAIT + k, delay: 50 })
+      const bumped = await c.next('bumped')
+      assert.equal(bumped.site, SITE_TABLE_WAIT + k)
+      assert.equal(bumped.value, 100 * k + 1)
+      assert.ok(bumped.woken <= 1, `${bumped.woken} threads woken`)
+      woken += bumped.woken
+      await waitFor(() => settled[k], `the wait on site ${SITE_TABLE_WAIT + k} to resolve`)
+      // The value it resolved with exists only after the child's bump.
+      assert.equal(settled[k].value, 100 * k + 1)
+      assert.ok(settled[k].at - bumped.at < 2000, `resolved ${settled[k].at - bumped.at} ms after the bump`)
+      await sleep(100)
+      for (let j = 0; j < TABLE_WAIT_SITES; j++) {
+        if (j !== k && Atomics.load(i32, sites[j].epochIndex) === 100 * j) assert.equal(settled[j], undefined, `site ${SITE_TABLE_WAIT + j} resolved on the bump of site ${SITE_TABLE_WAIT + k}`)
+      }
+    }
+    await Promise.all(waits)
+    assert.equal(registered, 0, 'every park withdrew its registration')
+    assert.ok(parks >= TABLE_WAIT_SITES, `${parks} parks counted`)
+    // The watcher threads are parked on the futex between their slices: the wakes reached them.
+    if (process.platform === 'linux') assert.ok(woken >= 1, 'no tableWake woke a watcher thread')
+
+    c.send({ type: 'exit' })
+    assert.deepEqual(await c.exited, { code: 0, signal: null })
+    const id = table.id
+    table.detach()
+    if (threadsBefore !== undefined) await waitFor(() => watcherThreads() === threadsBefore, 'the watcher threads to stop after detach')
+    nativeThrows(() => binding.waitFile(id, SITE_TABLE_WAIT, 0, 10), Error, 'ERR_SABPOOL_DETACHED')
+    nativeThrows(() => binding.tableWake(id, SITE_TABLE_WAIT), Error, 'ERR_SABPOOL_DETACHED')
+  })
+
+  it('bad site numbers, sites of another kind of attachment and wait words a small table lacks are refused with codes', () => {
+    const dir = tmpDir()
+    const pool = filePool(dir)
+    const table = createTable(dir, 't', pool, 12)
+    const channel = keep(binding.channelCreateFile(dir, 'c', pool._state.ref, 4, 1, DEFAULT_MODE))
+    const noop = () => {}
+    const calls = {
+      waitFile: (id, site) => binding.waitFile(id, site, 0, 10),
+      watchFile: (id, site) => binding.watchFile(id, site, noop),
+      armFile: (id, site) => binding.armFile(id, site, 0),
+      tableWake: (id, site) => binding.tableWake(id, site),
+    }
+    for (const call of Object.values(calls)) {
+      for (const site of [7, 99, 2 ** 31, 2 ** 32 - 1]) {
+        nativeThrows(() => call(table.id, site), RangeError, 'ERR_OUT_OF_RANGE', new RegExp(`unknown wait site ${site} \\(sites are 0 to 6\\)`))
+        nativeThrows(() => call(pool._state.ref, site), RangeError, 'ERR_OUT_OF_RANGE', /unknown wait site/)
+      }
+      // A table's site on a pool or a channel.
+      for (const k of [0, 3]) {
+        nativeThrows(() => call(pool._state.ref, SITE_TABLE_WAIT + k), TypeError, 'ERR_INVALID_ARG_TYPE', new RegExp(`wait site ${SITE_TABLE_WAIT + k} is on a table, and attachment ${pool._state.ref} is a pool`))
+        nativeThrows(() => call(channel.id, SITE_TABLE_WAIT + k), TypeError, 'ERR_INVALID_ARG_TYPE', /is on a table, and attachment \d+ is a channel/)
+      }
+    }
+    // A pool's or a channel's site on a table (and on the other kind), for the wait calls.
+    for (const name of ['waitFile', 'watchFile', 'armFile']) {
+      const call = calls[name]
+      nativeThrows(() => call(table.id, SITE_FREE_SLOT), TypeError, 'ERR_INVALID_ARG_TYPE', /wait site 0 is on a pool, and attachment \d+ is a table/)
+      nativeThrows(() => call(table.id, SITE_RECEIVED), TypeError, 'ERR_INVALID_ARG_TYPE', /wait site 1 is on a channel, and attachment \d+ is a table/)
+      nativeThrows(() => call(table.id, SITE_ROOM), TypeError, 'ERR_INVALID_ARG_TYPE', /wait site 2 is on a channel/)
+      nativeThrows(() => call(channel.id, SITE_FREE_SLOT), TypeError, 'ERR_INVALID_ARG_TYPE', /is on a pool, and attachment \d+ is a channel/)
+      nativeThrows(() => call(pool._state.ref, SITE_ROOM), TypeError, 'ERR_INVALID_ARG_TYPE', /is on a channel, and attachment \d+ is a pool/)
+    }
+    // tableWake takes table sites only, whatever the attachment.
+    for (const site of [SITE_FREE_SLOT, SITE_RECEIVED, SITE_ROOM]) {
+      nativeThrows(() => binding.tableWake(table.id, site), RangeError, 'ERR_OUT_OF_RANGE', /tableWake takes a table's wait site \(3 to 6\)/)
+      nativeThrows(() => binding.tableWake(pool._state.ref, site), RangeError, 'ERR_OUT_OF_RANGE')
+    }
+    // A table of 10 words holds the wait words 8 and 9 only; one of 4 words none of them.
+    const small = createTable(dir, 'small', pool, 10)
+    const tiny = createTable(dir, 'tiny', pool, 4)
+    for (const [name, call] of Object.entries(calls)) {
+      for (const k of [2, 3]) {
+        nativeThrows(() => call(small.id, SITE_TABLE_WAIT + k), RangeError, 'ERR_OUT_OF_RANGE', new RegExp(`wait site ${SITE_TABLE_WAIT + k} parks on table word ${TABLE_WAIT_WORD + k}, and this table has 10 words`))
+      }
+      for (let k = 0; k < TABLE_WAIT_SITES; k++) {
+        nativeThrows(() => call(tiny.id, SITE_TABLE_WAIT + k), RangeError, 'ERR_OUT_OF_RANGE', /this table has 4 words/)
+      }
+      if (name === 'armFile') continue // arming needs a started watcher
+      call(small.id, SITE_TABLE_WAIT)
+      call(small.id, SITE_TABLE_WAIT + 1)
+    }
+    binding.armFile(small.id, SITE_TABLE_WAIT + 1, 0)
+    // Through the wrapper's wait site, the class follows the code.
+    const site = new FileWaitSite({
+      i32: new Int32Array(binding.regionBuffer(table.id)),
+      epochOffset: binding.tableInfo(table.id).dataOffset + 4 * TABLE_WAIT_WORD,
+      register: noop,
+      noteWait: noop,
+      kind: 'table',
+      uid: binding.tableInfo(table.id).uid,
+      ref: () => tiny.id,
+      site: SITE_TABLE_WAIT,
+    })
+    assert.throws(() => site.sleep(0, 10), (err) => err instanceof RangeError && err.code === 'ERR_OUT_OF_RANGE')
+    assert.throws(() => site.changed(0, 10), (err) => err instanceof RangeError && err.code === 'ERR_OUT_OF_RANGE')
+  })
 })

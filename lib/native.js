@@ -113,4 +113,12 @@ module.exports = {
   SITE_FREE_SLOT: PROTOCOL.siteFreeSlot,
   SITE_RECEIVED: PROTOCOL.siteReceived,
   SITE_ROOM: PROTOCOL.siteRoom,
+  /**
+   * A file-backed table's wait sites: `SITE_TABLE_WAIT + k` (k below TABLE_WAIT_SITES) parks on
+   * the table's word `TABLE_WAIT_WORD + k` (data words 8 to 11). Bump the word with `Atomics`,
+   * then `binding.tableWake(id, site)` wakes its waiters in every process.
+   */
+  SITE_TABLE_WAIT: PROTOCOL.siteTableWait,
+  TABLE_WAIT_SITES: PROTOCOL.tableWaitSites,
+  TABLE_WAIT_WORD: PROTOCOL.tableWaitWord,
 }

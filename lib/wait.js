@@ -183,12 +183,12 @@ function spinBriefly(poll) {
  * through the native side, which remembers this thread's registered waits so that a thread torn
  * down mid-wait (no JS runs then) does not leave the shared waiter count raised.
  *
- * Built once per pool or channel from one spec object:
+ * Built once per pool, channel or table wait word from one spec object:
  * `{ i32, epochOffset, register(delta), noteWait(), kind, uid, ref(), site, idle() }`:
  * the region's words, the byte offset of the epoch word, how to (un)register a waiter and count a
- * wait, what diagnostics report ('pool' or 'channel' and its random uid); file regions also use
- * `ref` (the attachment's current registry id), `site` (the native wait-site number) and `idle`
- * (called when a park slice ran out without a wake-up; optional).
+ * wait, what diagnostics report ('pool', 'channel' or 'table' and its random uid); file regions
+ * also use `ref` (the attachment's current registry id), `site` (the native wait-site number) and
+ * `idle` (called when a park slice ran out without a wake-up; optional).
  */
 class WaitSite {
   constructor(spec) {
@@ -225,7 +225,8 @@ class WaitSite {
 }
 
 /**
- * Where a wait parks on a file-backed region: a futex on the epoch word, which wakes across
+ * Where a wait parks on a file-backed region: a futex on the epoch word (for a table, one of its
+ * wait words: `site` SITE_TABLE_WAIT + k, word TABLE_WAIT_WORD + k), which wakes across
  * processes. Blocking waits sleep in the kernel; async waits arm a native watcher thread of this
  * attachment, which calls back once the word moves on.
  */

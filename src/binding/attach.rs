@@ -15,7 +15,7 @@ use sabpool_core::{Channel, Lease, Pool, Table, Wake};
 use super::errors::{self, on_channel, on_pool};
 use super::memory::{self, ViewRef};
 use super::region::RegionMemory;
-use super::registry::{self, ChannelEntry, PoolEntry};
+use super::registry::{self, ChannelEntry, PoolEntry, TableEntry};
 
 /// Keeps one attached pool, channel or table alive for this thread; dropping it (garbage collection)
 /// detaches it and reclaims the slots it still holds.
@@ -336,7 +336,7 @@ fn file_table(
   let table =
     Table::attach_to_pool(RegionMemory::File(mapped(file)?), pool_uid).map_err(errors::core)?;
   Ok(Attachment {
-    id: registry::insert_table(table),
+    id: registry::insert_table(TableEntry::new(table)),
   })
 }
 

@@ -15,6 +15,8 @@ pub const INTERNAL_MESSAGE: &str = "an invariant of sabpool itself broke; please
 /// A file-only operation on a pool or channel that lives in this process's memory.
 pub const NOT_FILE: &str = "ERR_SABPOOL_NOT_FILE";
 pub const INVALID_ARG_TYPE: &str = "ERR_INVALID_ARG_TYPE";
+/// A number outside the values an argument may take.
+pub const OUT_OF_RANGE: &str = "ERR_OUT_OF_RANGE";
 /// The operating system refused something (here: starting a thread).
 pub const IO: &str = "ERR_SABPOOL_IO";
 /// A region larger than this Node can expose to JS as one buffer.

@@ -2,10 +2,11 @@
 //! channel by a small integer instead of unwrapping a JS object.
 //!
 //! Each entry holds a reference to the SharedArrayBuffer view (keeping the memory alive) and, for
-//! a pool, the participant this thread registered as. A table region (raw words JS keeps) is only
-//! its validated mapping: nothing to withdraw when it leaves. An entry leaves the table when its JS owner is
-//! garbage-collected or when the thread's environment is torn down; leaving reclaims every slot
-//! the participant still holds, which is how leases of an exiting worker come back.
+//! a pool, the participant this thread registered as. A table region (raw words JS keeps) is its
+//! validated mapping and the watcher threads of its wait words: nothing to withdraw when it
+//! leaves. An entry leaves the table when its JS owner is garbage-collected or when the thread's
+//! environment is torn down; leaving reclaims every slot the participant still holds, which is
+//! how leases of an exiting worker come back.
 //!
 //! Depends only on the core and on the binding's memory types (`region`, `memory`, `watch`);
 //! everything that talks to JS is built on top of it.
@@ -13,7 +14,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sabpool_core::layout::P_FREE_EPOCH;
+use sabpool_core::layout::{P_FREE_EPOCH, T_WAIT_WORDS};
 use sabpool_core::{Channel, Participant, Pool, Table};
 
 use super::memory::ViewRef;
@@ -81,10 +82,47 @@ impl ChannelEntry {
   }
 }
 
+pub struct TableEntry {
+  pub table: Table<RegionMemory>,
+  /// Threads that wait for the table's wait words (8 to 11) on behalf of async waiters.
+  pub watchers: [RefCell<Option<Watcher>>; T_WAIT_WORDS as usize],
+}
+
+impl TableEntry {
+  pub fn new(table: Table<RegionMemory>) -> Self {
+    TableEntry {
+      table,
+      watchers: Default::default(),
+    }
+  }
+
+  pub fn memory(&self) -> &RegionMemory {
+    self.table.memory()
+  }
+}
+
+/// What kind of region an attachment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+  Pool,
+  Channel,
+  Table,
+}
+
+impl Kind {
+  pub fn name(self) -> &'static str {
+    match self {
+      Kind::Pool => "pool",
+      Kind::Channel => "channel",
+      Kind::Table => "table",
+    }
+  }
+}
+
 enum Region {
   Pool(PoolEntry),
   Channel(ChannelEntry),
-  Table(Table<RegionMemory>),
+  Table(TableEntry),
 }
 
 impl Region {
@@ -93,6 +131,14 @@ impl Region {
       Region::Pool(p) => p.memory(),
       Region::Channel(c) => c.memory(),
       Region::Table(t) => t.memory(),
+    }
+  }
+
+  fn kind(&self) -> Kind {
+    match self {
+      Region::Pool(_) => Kind::Pool,
+      Region::Channel(_) => Kind::Channel,
+      Region::Table(_) => Kind::Table,
     }
   }
 }
@@ -157,8 +203,8 @@ pub fn insert_channel(entry: ChannelEntry, view: Option<ViewRef>) -> u32 {
 }
 
 /// Tables are file-backed only (in-process, JS keeps such words in a SharedArrayBuffer itself).
-pub fn insert_table(table: Table<RegionMemory>) -> u32 {
-  insert(Region::Table(table), None)
+pub fn insert_table(entry: TableEntry) -> u32 {
+  insert(Region::Table(entry), None)
 }
 
 fn retire(entry: Entry) {
@@ -186,7 +232,7 @@ fn retire(entry: Entry) {
       let _ = c.channel.add_waiters(true, -(c.parked_recv.get() as i32));
       let _ = c.channel.add_waiters(false, -(c.parked_send.get() as i32));
     }
-    Region::Table(_) => {}
+    Region::Table(t) => t.watchers.iter().for_each(|w| drop(w.take())),
   }
   drop(region);
   if let Some(view) = view {
@@ -254,7 +300,7 @@ pub fn with_channel<T>(id: u32, f: impl FnOnce(&ChannelEntry) -> T) -> Result<T,
 }
 
 /// Runs `f` on a table attachment of this thread.
-pub fn with_table<T>(id: u32, f: impl FnOnce(&Table<RegionMemory>) -> T) -> Result<T, Lookup> {
+pub fn with_table<T>(id: u32, f: impl FnOnce(&TableEntry) -> T) -> Result<T, Lookup> {
   read(|r| match r.region(id)? {
     Region::Table(t) => Ok(f(t)),
     _ => Err(Lookup::Unknown),
@@ -272,6 +318,11 @@ pub fn with_channel_and_pool<T>(
     (Region::Channel(c), Region::Pool(p)) => Ok(f(c, p)),
     _ => Err(Lookup::Unknown),
   })
+}
+
+/// The kind of attachment `id` of this thread.
+pub fn kind(id: u32) -> Result<Kind, Lookup> {
+  read(|r| Ok(r.region(id)?.kind()))
 }
 
 /// Runs `f` on the memory of a pool, channel or table attachment of this thread.

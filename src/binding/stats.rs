@@ -64,9 +64,9 @@ pub struct TableInfo {
 #[napi]
 pub fn table_info(id: u32) -> Result<TableInfo, String> {
   registry::with_table(id, |t| TableInfo {
-    uid: t.uid(),
-    words: t.words(),
-    data_offset: t.data_offset() as u32,
+    uid: t.table.uid(),
+    words: t.table.words(),
+    data_offset: t.table.data_offset() as u32,
   })
   .map_err(errors::lookup)
 }
@@ -239,6 +239,11 @@ pub struct Protocol {
   pub site_free_slot: u32,
   pub site_received: u32,
   pub site_room: u32,
+  /// A table's first wait site; sites `site_table_wait + k` for k below `table_wait_sites` park
+  /// on the table's word `table_wait_word + k` (data words 8 to 11).
+  pub site_table_wait: u32,
+  pub table_wait_sites: u32,
+  pub table_wait_word: u32,
   pub status_none: i32,
   pub status_closed: i32,
   pub detached_id: u32,
@@ -254,6 +259,9 @@ pub fn protocol() -> Protocol {
     site_free_slot: Site::FreeSlot as u32,
     site_received: Site::Received as u32,
     site_room: Site::Room as u32,
+    site_table_wait: Site::TableWait0 as u32,
+    table_wait_sites: layout::T_WAIT_WORDS,
+    table_wait_word: layout::T_WAIT_WORD,
     status_none: fastcall::STATUS_NONE,
     status_closed: fastcall::STATUS_CLOSED,
     detached_id: registry::DETACHED_ID,

@@ -5,7 +5,8 @@
 //! that has async waiters gets one watcher thread of its own per wait site: armed with the epoch
 //! value JS last saw, it blocks on the epoch word's futex (in slices, so it notices being stopped)
 //! and, once the word moves on, calls back into JS through a thread-safe function, which settles
-//! every pending wait of that site; they re-check and re-arm if they still have to wait.
+//! every pending wait of that site; they re-check and re-arm if they still have to wait. A
+//! table's wait words are watched the same way (the "epoch word" is then that wait word).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -115,6 +115,12 @@ pub const T_WORDS: usize = 28;
 /// The words start on the line after the header.
 pub const T_DATA: usize = LINE;
 pub const MAX_TABLE_WORDS: u32 = 1 << 26;
+/// The table's wait words: words `T_WAIT_WORD .. T_WAIT_WORD + T_WAIT_WORDS` (8 to 11) are the
+/// ones a thread of any process may park on (a futex on a file-backed table), wait site `k` on
+/// word `T_WAIT_WORD + k`. JS bumps one with `Atomics` and then wakes its waiters; the core only
+/// computes where they are. A table of fewer than 12 words has only those of them it holds.
+pub const T_WAIT_WORD: u32 = 8;
+pub const T_WAIT_WORDS: u32 = 4;
 
 pub const fn round_up(n: u64, to: u64) -> u64 {
   n.div_ceil(to) * to

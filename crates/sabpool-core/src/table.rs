@@ -4,6 +4,11 @@
 //! The core writes and validates only the header; it never reads the words for any decision, so
 //! whatever another participant writes there cannot make it misbehave. The words are zero when
 //! the table is created.
+//!
+//! Words 8 to 11 ([`T_WAIT_WORD`], [`T_WAIT_WORDS`]) are the table's wait words: the binding parks
+//! threads of any process on them (a futex on a file-backed table) and wakes them when JS asks,
+//! after JS has bumped the word. Which value a waiter waits past is the caller's affair: the core
+//! only says where the words are ([`Table::wait_word_offset`]), it never reads them either.
 
 use super::error::{Error, Result};
 use super::layout::*;
@@ -95,9 +100,26 @@ impl<M: Memory> Table<M> {
 
   /// Word `index`; None past the last one.
   pub fn word(&self, index: u32) -> Option<&AtomicU32> {
-    if index >= self.layout.words {
+    self.mem.u32_at(self.word_offset(index)?).ok()
+  }
+
+  /// Byte offset of word `index`; None past the last one (the word count validated on attach,
+  /// not the mapping's length, which is rounded up to a line).
+  pub fn word_offset(&self, index: u32) -> Option<usize> {
+    (index < self.layout.words).then(|| T_DATA + index as usize * 4)
+  }
+
+  /// Byte offset of wait word `k` (word `T_WAIT_WORD + k`); None for `k >= T_WAIT_WORDS` or a
+  /// table too small to hold that word.
+  pub fn wait_word_offset(&self, k: u32) -> Option<usize> {
+    if k >= T_WAIT_WORDS {
       return None;
     }
-    self.mem.u32_at(T_DATA + index as usize * 4).ok()
+    self.word_offset(T_WAIT_WORD + k)
+  }
+
+  /// Wait word `k`, as [`Table::wait_word_offset`].
+  pub fn wait_word(&self, k: u32) -> Option<&AtomicU32> {
+    self.mem.u32_at(self.wait_word_offset(k)?).ok()
   }
 }

@@ -234,3 +234,102 @@ fn attach_survives_random_header_corruption() {
     );
   }
 }
+
+#[test]
+fn wait_words_are_words_8_to_11_and_only_those_the_table_holds() {
+  assert_eq!((T_WAIT_WORD, T_WAIT_WORDS), (8, 4));
+  for words in [12u32, 13, 100] {
+    let (mem, _) = new_table(words);
+    let table = Table::attach(&mem).unwrap();
+    for k in 0..T_WAIT_WORDS {
+      assert_eq!(table.wait_word_offset(k), Some(64 + 4 * (8 + k as usize)));
+      assert_eq!(table.word_offset(8 + k), table.wait_word_offset(k));
+      // The same word as `word(8 + k)`, not merely the same offset.
+      let word = table.wait_word(k).unwrap();
+      word.store(0x1000 + k, std::sync::atomic::Ordering::SeqCst);
+      assert_eq!(read32(&mem, 64 + 4 * (8 + k as usize)), 0x1000 + k);
+      assert!(std::ptr::eq(word, table.word(8 + k).unwrap()));
+    }
+    for k in [T_WAIT_WORDS, T_WAIT_WORDS + 1, u32::MAX] {
+      assert_eq!(
+        table.wait_word_offset(k),
+        None,
+        "{words} words, wait word {k}"
+      );
+      assert!(table.wait_word(k).is_none());
+    }
+  }
+  // A table of 1 to 11 words holds only the wait words below its word count, though its mapping
+  // (rounded up to a line) is long enough for all of them.
+  for words in [1u32, 8, 9, 11] {
+    let (mem, len) = new_table(words);
+    assert!(len >= 64 + 4 * 12, "{words} words take {len} bytes");
+    let table = Table::attach(&mem).unwrap();
+    for k in 0..T_WAIT_WORDS {
+      let held = 8 + k < words;
+      assert_eq!(
+        table.wait_word_offset(k).is_some(),
+        held,
+        "{words} words, wait word {k}"
+      );
+      assert_eq!(table.wait_word(k).is_some(), held);
+    }
+    assert_eq!(table.word_offset(words), None);
+    assert_eq!(table.word_offset(u32::MAX), None);
+  }
+}
+
+#[test]
+fn a_thread_parked_on_a_wait_word_returns_after_a_bump_and_a_wake_not_before() {
+  use sabpool_core::futex;
+  use std::sync::atomic::Ordering::SeqCst;
+  use std::time::{Duration, Instant};
+  with_watchdog("table wait word", 30, || {
+    let (mem, _) = new_table(16);
+    let table = Table::attach(&mem).unwrap();
+    let parked = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+      let waiter = s.spawn(|| {
+        let word = table.wait_word(2).unwrap();
+        let seen = word.load(SeqCst);
+        parked.store(true, SeqCst);
+        let start = Instant::now();
+        while word.load(SeqCst) == seen {
+          futex::wait(word, seen, Some(Duration::from_secs(10)));
+        }
+        start.elapsed()
+      });
+      while !parked.load(SeqCst) {
+        std::thread::yield_now();
+      }
+      std::thread::sleep(Duration::from_millis(100));
+      // A wake of another wait word, or of this one without a bump, releases nobody for good.
+      futex::wake_all(table.wait_word(1).unwrap());
+      futex::wake_all(table.wait_word(2).unwrap());
+      std::thread::sleep(Duration::from_millis(50));
+      assert!(
+        !waiter.is_finished(),
+        "the waiter left before its word moved"
+      );
+      table.wait_word(2).unwrap().fetch_add(1, SeqCst);
+      let woke_at = Instant::now();
+      futex::wake_all(table.wait_word(2).unwrap());
+      let waited = waiter.join().unwrap();
+      assert!(
+        waited >= Duration::from_millis(140),
+        "waited only {waited:?}"
+      );
+      assert!(
+        woke_at.elapsed() < Duration::from_secs(5),
+        "the wake took {:?}",
+        woke_at.elapsed()
+      );
+    });
+    // The core read none of it: the other words are untouched, the header still valid.
+    assert_eq!(read32(&mem, 64 + 4 * 10), 1);
+    for i in (0..16).filter(|&i| i != 10) {
+      assert_eq!(read32(&mem, 64 + 4 * i), 0, "word {i}");
+    }
+    assert!(Table::attach(&mem).is_ok());
+  });
+}
