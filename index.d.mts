@@ -1,5 +1,5 @@
 // Types of the ES module entry point (index.mjs): the same declarations as index.d.ts.
-import { SharedPool, Channel, Service, Lease, AbortError } from './index.js'
+import { SharedPool, Channel, Service, Topic, Lease, AbortError } from './index.js'
 
 export * from './index.js'
 
@@ -7,6 +7,7 @@ declare const sabpool: {
   SharedPool: typeof SharedPool
   Channel: typeof Channel
   Service: typeof Service
+  Topic: typeof Topic
   Lease: typeof Lease
   AbortError: typeof AbortError
 }

@@ -63,6 +63,10 @@ export type SabpoolErrorCode =
   | 'ERR_SABPOOL_BAD_REPLY'
   /** Default code of the error a service call rejects with when its handler threw something without a string `code`. */
   | 'ERR_SABPOOL_HANDLER'
+  /** `topic.subscribe()` while `maxSubscribers` subscriptions are live. */
+  | 'ERR_SABPOOL_TOO_MANY_SUBSCRIBERS'
+  /** A sample's bytes changed after it was published (a topic with `checkWrites`; thrown by `sample.release()`, which released it all the same). */
+  | 'ERR_SABPOOL_SAMPLE_WRITTEN'
   /** A defect in sabpool itself (an unexpected native status, a failed internal borrow): please report it. */
   | 'ERR_SABPOOL_INTERNAL'
 
@@ -516,5 +520,129 @@ export declare class Service {
   close(): boolean
   stats(): ServiceStats
   /** Removes the service's files (file-backed only). */
+  unlink(): boolean
+}
+
+export interface TopicOptions {
+  /** Unread samples each subscription may have queued, 1 to 65536. */
+  capacity: number
+  /** Subscriptions that may be live at once, 1 to 31 (default 8). */
+  maxSubscribers?: number
+  /** How many of the newest samples the topic keeps for a subscription that joins later, 0 to `capacity` (default 0). */
+  history?: number
+  /**
+   * What a publish does when a subscription has `capacity` unread samples: `'block'` (default)
+   * waits for it (`tryPublish` returns false); `'drop-oldest'` drops that subscription's oldest
+   * unread sample (its reference is released, counted in `dropped`).
+   */
+  onFull?: 'block' | 'drop-oldest'
+  /**
+   * Debug aid: the publisher checksums each sample, and each subscriber's `release()` checks it,
+   * throwing `ERR_SABPOOL_SAMPLE_WRITTEN` if the bytes changed (costs a pass over the bytes per
+   * publish and per release).
+   */
+  checkWrites?: boolean
+}
+
+export interface TopicCreateOptions extends TopicOptions, CreateFileOptions {}
+
+export interface TopicOpenOptions extends FileOptions, ForeignOwnerOptions {}
+
+export type TopicHandle =
+  | { readonly kind: 'sabpool.topic'; readonly version: number; readonly table: SharedArrayBuffer; readonly pool: PoolHandle }
+  | { readonly kind: 'sabpool.topic'; readonly version: number; readonly name: string; readonly dir: string; readonly pool: PoolHandle }
+
+export interface SubscriptionStats {
+  /** Samples queued for the subscription and not read yet. */
+  lag: number
+  /** Samples it took. */
+  delivered: number
+  /** Samples dropped for it (`onFull: 'drop-oldest'`). */
+  dropped: number
+}
+
+/** Counters of the whole topic, over every thread and process using it. */
+export interface TopicStats {
+  /** Live subscriptions. */
+  subscribers: number
+  published: number
+  /** Samples taken by subscribers (each subscriber's take counts once). */
+  delivered: number
+  dropped: number
+  /** Ring entries that did not hold what a publisher writes (only a scribble makes them). */
+  stray: number
+  /** One entry per live subscription. */
+  subscriptions: SubscriptionStats[]
+}
+
+/**
+ * One published sample as a subscriber sees it. `bytes` is the slot's memory, shared with every
+ * other subscriber of the sample: read it, never write it. `release()` when done; the slot goes
+ * back to the pool after the last subscriber's release.
+ */
+declare class Sample {
+  private constructor()
+  /** The slot (`slotSize` bytes; the sample is the first `length`). Read only. */
+  readonly bytes: Uint8Array
+  readonly length: number
+  /** Position of the sample in the topic (30 bits, wrapping): consecutive samples differ by one. */
+  readonly seq: number
+  readonly slot: number
+  readonly released: boolean
+  /** Lets go of the sample. `ERR_SABPOOL_STALE_LEASE` on a second release; `ERR_SABPOOL_SAMPLE_WRITTEN` (after releasing) with `checkWrites` if its bytes changed. */
+  release(): void
+}
+
+/** A subscriber's queue of samples: every sample published after `subscribe()` (plus the history), in order. */
+declare class Subscription {
+  private constructor()
+  /** False once unsubscribed (or retired). */
+  readonly active: boolean
+  /** The next queued sample, or null if there is none now. */
+  tryRecv(): Sample | null
+  /** Waits for the next sample, blocking this thread; null once the topic is closed and this subscription drained, or after `unsubscribe()`. */
+  recvSync(options?: BlockingWaitOptions): Sample | null
+  /** Waits for the next sample without blocking the event loop; null once closed and drained, or after `unsubscribe()`. */
+  recv(options?: WaitOptions): Promise<Sample | null>
+  [Symbol.asyncIterator](): AsyncIterator<Sample>
+  /** Ends the subscription: queued and held samples are let go (held Sample objects go stale). False if it had ended. */
+  unsubscribe(): boolean
+  stats(): SubscriptionStats & { active: boolean }
+}
+
+/** Types only: samples and subscriptions are made by a Topic, never constructed. */
+export type { Sample, Subscription }
+
+/**
+ * Publish/subscribe over a pool: a published slot is read in place by every subscription live
+ * when it was published, and goes back to the pool after the last of them releases it. A
+ * subscriber that dies (thread exit, `terminate()`, a killed process) is retired: its references
+ * are dropped, and it never wedges a blocking publisher.
+ */
+export declare class Topic {
+  /** A topic for an in-process pool; share `topic.handle` with the threads that publish or subscribe. */
+  constructor(pool: SharedPool, options: TopicOptions)
+  /** A topic for a file-backed pool (`SharedPool.create`), in a table file next to it, for other processes. */
+  static create(pool: SharedPool, options: TopicCreateOptions): Topic
+  /** Opens a topic another process made with `Topic.create`, for the same pool opened there. */
+  static open(name: string, pool: SharedPool, options?: TopicOpenOptions): Topic
+  /** Attaches to a topic made in another thread; `pool` is its pool attached in this thread (attached from the handle when omitted). */
+  static attach(handle: TopicHandle, pool?: SharedPool, options?: ForeignOwnerOptions): Topic
+  readonly handle: TopicHandle
+  readonly pool: SharedPool
+  readonly closed: boolean
+  readonly options: Required<TopicOptions>
+  /** A new subscription in this thread. `ERR_SABPOOL_TOO_MANY_SUBSCRIBERS` when `maxSubscribers` are live; `ERR_SABPOOL_CLOSED` once closed. */
+  subscribe(): Subscription
+  /** Publishes the lease's first `length` bytes (default `lease.length`) to every subscription; resolves with how many it reached. Waits while one is full (`'block'`). On a rejection the lease is still yours. */
+  publish(lease: Lease, length?: number, options?: WaitOptions): Promise<number>
+  /** `publish`, blocking this thread. */
+  publishSync(lease: Lease, length?: number, options?: { timeout?: number }): number
+  /** Publishes without waiting; false (the lease still yours) if a subscription is full (`'block'`). */
+  tryPublish(lease: Lease, length?: number): boolean
+  /** Closes the topic everywhere: publishes throw `ERR_SABPOOL_CLOSED`, subscribers drain and then get null; the history is let go. False if already closed. */
+  close(): boolean
+  stats(): TopicStats
+  /** Removes the topic's file (file-backed only). */
   unlink(): boolean
 }

@@ -12,7 +12,9 @@
 //   region.js   region backends: MemoryRegion (SharedArrayBuffer), FileRegion (mapped file)
 //   pool.js     SharedPool
 //   channel.js  Channel
+//   table.js    the word tables services and topics keep next to a pool
 //   service.js  Service (request/response over a pool), loaded on first use
+//   topic.js    Topic (publish/subscribe over a pool), loaded on first use
 //   piscina.js  runLease and leaseTask, loaded by the top-level piscina.js (sabpool/piscina), not here
 
 const { loadLib, storeCodeCaches } = require('./lib/load.js')
@@ -33,6 +35,13 @@ module.exports = {
     storeCodeCaches()
     Object.defineProperty(module.exports, 'Service', { value: Service, enumerable: true })
     return Service
+  },
+  /** Loaded on first use, like Service. */
+  get Topic() {
+    const { Topic } = loadLib('topic.js', () => require('./lib/topic.js'))
+    storeCodeCaches()
+    Object.defineProperty(module.exports, 'Topic', { value: Topic, enumerable: true })
+    return Topic
   },
   Lease,
   AbortError,

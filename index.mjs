@@ -2,6 +2,6 @@
 // program that mixes `import` and `require` sees one SharedPool class, not two.
 import sabpool from './index.js'
 
-export const { SharedPool, Channel, Service, Lease, AbortError } = sabpool
+export const { SharedPool, Channel, Service, Topic, Lease, AbortError } = sabpool
 
-export default { SharedPool, Channel, Service, Lease, AbortError }
+export default { SharedPool, Channel, Service, Topic, Lease, AbortError }

@@ -24,18 +24,18 @@ describe('entry points', () => {
   it("require('sabpool') resolves to index.js with the public classes", () => {
     const cjs = require('sabpool')
     assert.equal(require.resolve('sabpool'), path.join(ROOT, 'index.js'))
-    for (const name of ['SharedPool', 'Channel', 'Service', 'Lease', 'AbortError']) assert.equal(typeof cjs[name], 'function', name)
+    for (const name of ['SharedPool', 'Channel', 'Service', 'Topic', 'Lease', 'AbortError']) assert.equal(typeof cjs[name], 'function', name)
   })
 
   it("import('sabpool') resolves to index.mjs and exports the same objects as require", async () => {
     const esm = await import('sabpool')
     const cjs = require('sabpool')
-    assert.deepEqual(Object.keys(esm).sort(), ['AbortError', 'Channel', 'Lease', 'Service', 'SharedPool', 'default'])
-    for (const name of ['SharedPool', 'Channel', 'Service', 'Lease', 'AbortError']) {
+    assert.deepEqual(Object.keys(esm).sort(), ['AbortError', 'Channel', 'Lease', 'Service', 'SharedPool', 'Topic', 'default'])
+    for (const name of ['SharedPool', 'Channel', 'Service', 'Topic', 'Lease', 'AbortError']) {
       assert.equal(esm[name], cjs[name], `${name} differs between import and require`)
       assert.equal(esm.default[name], cjs[name], `default.${name}`)
     }
-    assert.deepEqual(Object.keys(esm.default).sort(), ['AbortError', 'Channel', 'Lease', 'Service', 'SharedPool'])
+    assert.deepEqual(Object.keys(esm.default).sort(), ['AbortError', 'Channel', 'Lease', 'Service', 'SharedPool', 'Topic'])
     const pool = new esm.SharedPool({ slotSize: 64, slots: 2 })
     const lease = pool.tryAcquire()
     assert.ok(lease instanceof cjs.Lease)

@@ -27,6 +27,12 @@ import {
   type ServiceStats,
   type ServiceHandle,
   type ServiceReply,
+  Topic,
+  type Subscription,
+  type Sample,
+  type TopicStats,
+  type TopicHandle,
+  type SubscriptionStats,
 } from 'sabpool'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false
@@ -250,4 +256,42 @@ async function services(lease: Lease): Promise<void> {
   expectType<boolean>(svc.close())
 }
 
-export { waits, channelWaits, services }
+// ---- Topic ------------------------------------------------------------------------------------
+
+const topic = new Topic(pool, { capacity: 16, maxSubscribers: 4, history: 1, onFull: 'drop-oldest', checkWrites: false })
+// @ts-expect-error onFull is 'block' or 'drop-oldest'
+new Topic(pool, { capacity: 2, onFull: 'drop' })
+// @ts-expect-error capacity is required
+new Topic(pool, {})
+const topicHandle: TopicHandle = topic.handle
+Topic.attach(topicHandle)
+Topic.attach(topicHandle, pool)
+Topic.create(pool, { name: 'frames', capacity: 4, dir: '/tmp' })
+Topic.open('frames', pool, { dir: '/tmp' })
+expectType<'block' | 'drop-oldest'>(topic.options.onFull)
+async function topics(lease: Lease): Promise<void> {
+  const sub: Subscription = topic.subscribe()
+  expectType<number>(await topic.publish(lease, 8, { timeout: 5, signal: new AbortController().signal }))
+  expectType<number>(topic.publishSync(lease))
+  expectType<boolean>(topic.tryPublish(lease, 1))
+  // @ts-expect-error publishSync takes no signal
+  topic.publishSync(lease, 1, { signal: new AbortController().signal })
+  const sample = await sub.recv({ timeout: 10 })
+  if (sample !== null) {
+    expectType<Sample>(sample)
+    expectType<Uint8Array>(sample.bytes)
+    expectType<number>(sample.length + sample.seq + sample.slot)
+    sample.release()
+  }
+  expectType<Sample | null>(sub.recvSync({ timeout: 1, spin: 10 }))
+  expectType<Sample | null>(sub.tryRecv())
+  for await (const s of sub) expectType<Sample>(s).release()
+  const ss: SubscriptionStats = sub.stats()
+  expectType<number>(ss.lag + ss.delivered + ss.dropped)
+  expectType<boolean>(sub.unsubscribe())
+  const ts: TopicStats = topic.stats()
+  expectType<number>(ts.subscribers + ts.published + ts.delivered + ts.dropped + ts.subscriptions[0].lag)
+  expectType<boolean>(topic.close())
+}
+
+export { waits, channelWaits, services, topics }
