@@ -562,16 +562,19 @@ class TopicCore {
       }
       const generation = (lease.generation + 1) >>> 0 // what the handoff below moves it to
       const rec = this.recordsWord + RECORD_WORDS * slot
-      Atomics.store(i32, T_J_POS, head)
-      Atomics.store(i32, T_J_SLOT, slot)
-      Atomics.store(i32, T_J_GEN, generation)
+      // Plain stores where a sequentially consistent store of a later word publishes them (the
+      // journal's kind, the record's mask, HEAD): a JS Atomics.store is a full fence each, and a
+      // publish would otherwise make a dozen.
+      i32[T_J_POS] = head
+      i32[T_J_SLOT] = slot
+      i32[T_J_GEN] = generation
       Atomics.store(i32, T_J_KIND, J_PUBLISH)
       if (DIE_AT !== undefined) crashPoint('publish:journal')
-      Atomics.store(i32, rec + R_GEN, generation)
-      if (this.checkWrites) Atomics.store(i32, rec + R_SUM, checksum(lease.bytes, length))
+      i32[rec + R_GEN] = generation
+      if (this.checkWrites) i32[rec + R_SUM] = checksum(lease.bytes, length)
       Atomics.store(i32, rec + R_MASK, mask)
       if (DIE_AT !== undefined) crashPoint('publish:record')
-      lease.length = length
+      lease.length = length // checked already (publishLength)
       let ticket
       try {
         ticket = lease.handoff()
@@ -589,10 +592,10 @@ class TopicCore {
       }
       if (DIE_AT !== undefined) crashPoint('publish:handoff')
       const e = this.ringWord + RING_WORDS * (head & this.ringMask)
-      Atomics.store(i32, e + E_SLOT, slot)
-      Atomics.store(i32, e + E_GEN, generation)
-      Atomics.store(i32, e + E_LENGTH, length)
-      Atomics.store(i32, e + E_POS, head)
+      i32[e + E_SLOT] = slot
+      i32[e + E_GEN] = generation
+      i32[e + E_LENGTH] = length
+      i32[e + E_POS] = head
       const next = (head + 1) & POS_MASK
       Atomics.store(i32, T_HEAD, next) // the commit
       if (DIE_AT !== undefined) crashPoint('publish:commit')
