@@ -59,3 +59,21 @@ describe('cluster example', () => {
     assert.deepEqual(left, [])
   })
 })
+
+describe('topic example', () => {
+  const { run } = require('../examples/topic/main.js')
+
+  it('every worker analyses every frame in order, in place; every slot comes back', async () => {
+    const r = await run({ frames: 60, width: 160, height: 120 })
+    assert.equal(r.stats.published, 60)
+    assert.equal(r.stats.delivered, 180)
+    assert.equal(r.verified, 6)
+    assert.equal(r.pool.inUse, 0)
+  })
+
+  it('the CLI runs and reports', () => {
+    const r = spawnSync(process.execPath, ['examples/topic/main.js', '--frames', '40', '--width', '64', '--height', '64'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
+    assert.equal(r.status, 0, r.stderr)
+    assert.match(r.stdout, /topic: 40 frames to 3 workers .* 120 deliveries, 6 results verified, 0 slots in use at the end/)
+  })
+})

@@ -7,6 +7,7 @@ const { describe, it } = require('node:test')
 const assert = require('node:assert/strict')
 const { runStress, format } = require('../scripts/stress.js')
 const { runServiceStress, format: formatService } = require('../scripts/stress-service.js')
+const { runTopicStress, format: formatTopic } = require('../scripts/stress-topic.js')
 
 describe('stress (scripts/stress.js)', () => {
   it('8 threads × 200,000 operations: no corrupted, lost, duplicated or reordered payload; stats add up; every slot free once', { timeout: 60_000 }, async () => {
@@ -47,5 +48,23 @@ describe('service stress (scripts/stress-service.js)', () => {
     const report = await runServiceStress({ calls: 4000, sabotage: 'misroute' })
     assert.equal(report.ok, false, 'the planted fault went unnoticed')
     assert.match(report.violations.join('\n'), /answers another request/)
+  })
+})
+
+describe('topic stress (scripts/stress-topic.js)', () => {
+  for (const onFull of ['block', 'drop-oldest']) {
+    it(`${onFull}: 2 publishers, 4 subscribers and 2 churners, 20,000 samples: every sample seen as it must be, stats add up, every slot free once`, { timeout: 120_000 }, async () => {
+      const report = await runTopicStress({ samples: 20_000, onFull })
+      console.log(formatTopic(report))
+      assert.deepEqual(report.violations, [])
+      assert.ok(report.subscriptions > 10, 'churners subscribed while samples flowed')
+      if (onFull === 'drop-oldest') assert.ok(report.dropped > 0, 'drops were part of the run')
+    })
+  }
+
+  it('reports a planted fault (a subscriber writes into the samples it shares)', { timeout: 60_000 }, async () => {
+    const report = await runTopicStress({ samples: 4000, sabotage: 'write' })
+    assert.equal(report.ok, false, 'the planted fault went unnoticed')
+    assert.match(report.violations.join('\n'), /corrupt samples/)
   })
 })
