@@ -63,6 +63,12 @@ export type SabpoolErrorCode =
   | 'ERR_SABPOOL_BAD_REPLY'
   /** Default code of the error a service call rejects with when its handler threw something without a string `code`. */
   | 'ERR_SABPOOL_HANDLER'
+  /** A codec write that does not fit in the slot (RangeError; `needed` and `available` say how many bytes). */
+  | 'ERR_SABPOOL_DOES_NOT_FIT'
+  /** `lease.view` at a byte offset that is not a multiple of the element size (RangeError). */
+  | 'ERR_SABPOOL_MISALIGNED'
+  /** `readJSON`/`readValue` of a payload that is not JSON / not a serialized value. */
+  | 'ERR_SABPOOL_BAD_PAYLOAD'
   /** `topic.subscribe()` while `maxSubscribers` subscriptions are live. */
   | 'ERR_SABPOOL_TOO_MANY_SUBSCRIBERS'
   /** A sample's bytes changed after it was published (a topic with `checkWrites`; thrown by `sample.release()`, which released it all the same). */
@@ -257,6 +263,45 @@ export declare class Lease {
    * `ERR_SABPOOL_STALE_LEASE` if not owned.
    */
   handoff(): Ticket
+  /**
+   * Writes `text` as UTF-8 at `offset` (default 0) straight into the slot (no intermediate
+   * buffer) and sets `length` to where it ends; returns the bytes written. Lone surrogates are
+   * written as U+FFFD. `ERR_SABPOOL_DOES_NOT_FIT` (RangeError with `needed` and `available`) if it
+   * does not fit: then nothing changed.
+   */
+  writeString(text: string, offset?: number): number
+  /** Decodes UTF-8 from `offset` (default 0), `length` bytes (default: up to `lease.length`); invalid bytes read as U+FFFD. */
+  readString(offset?: number, length?: number): string
+  /** Writes `JSON.stringify(value)` at offset 0 and sets `length`; returns the bytes written. `ERR_INVALID_ARG_TYPE` for what JSON cannot hold (BigInt, cycles, undefined). */
+  writeJSON(value: unknown): number
+  /** `JSON.parse` of the payload; `ERR_SABPOOL_BAD_PAYLOAD` if it is not JSON. */
+  readJSON(): unknown
+  /**
+   * Writes `value` in the V8 serialization format (structured clone's: Map, Set, Date, BigInt,
+   * typed arrays, -0, NaN, ...) at offset 0 and sets `length`; returns the bytes written. Node
+   * serializes into a buffer of its own, copied into the slot once.
+   */
+  writeValue(value: unknown): number
+  /** Deserializes the payload, reading it in place; `ERR_SABPOOL_BAD_PAYLOAD` if it is not a serialized value. */
+  readValue(): unknown
+  /**
+   * A typed array (or DataView) over the slot from `byteOffset` (default 0), `length` elements
+   * (bytes for a DataView; default: as many as fit). Slots start on 64-byte boundaries of the
+   * pool's memory, so any offset that is a multiple of the element size is aligned; others throw
+   * `ERR_SABPOOL_MISALIGNED`, and views past the slot `ERR_OUT_OF_RANGE`. Valid while the lease is owned.
+   */
+  view<T extends SlotView>(Ctor: SlotViewConstructor<T>, byteOffset?: number, length?: number): T
+}
+
+/** What `lease.view` makes: a typed array or a DataView. */
+export type SlotView =
+  | Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array | Uint32Array
+  | Float32Array | Float64Array | BigInt64Array | BigUint64Array | DataView
+
+/** A typed array constructor, or DataView. */
+export interface SlotViewConstructor<T extends SlotView> {
+  new (buffer: ArrayBufferLike, byteOffset?: number, length?: number): T
+  readonly prototype: T
 }
 
 /**
@@ -589,6 +634,14 @@ declare class Sample {
   readonly seq: number
   readonly slot: number
   readonly released: boolean
+  /** As `lease.readString`. */
+  readString(offset?: number, length?: number): string
+  /** As `lease.readJSON`. */
+  readJSON(): unknown
+  /** As `lease.readValue`. */
+  readValue(): unknown
+  /** As `lease.view`; shared with the other subscribers: read only. */
+  view<T extends SlotView>(Ctor: SlotViewConstructor<T>, byteOffset?: number, length?: number): T
   /** Lets go of the sample. `ERR_SABPOOL_STALE_LEASE` on a second release; `ERR_SABPOOL_SAMPLE_WRITTEN` (after releasing) with `checkWrites` if its bytes changed. */
   release(): void
 }

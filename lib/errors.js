@@ -21,6 +21,8 @@ const ERROR_CLASSES = {
   ERR_OUT_OF_RANGE: RangeError,
   ERR_SABPOOL_TOO_LARGE: RangeError,
   ERR_SABPOOL_BAD_LENGTH: RangeError,
+  ERR_SABPOOL_DOES_NOT_FIT: RangeError,
+  ERR_SABPOOL_MISALIGNED: RangeError,
 }
 
 function errorClass(code) {

@@ -10,6 +10,7 @@ const {
 const { makeError, statusError, invalidThis, describe } = require('./errors.js')
 const { checkLength } = require('./options.js')
 const { wake } = require('./wait.js')
+const codec = require('./codec.js')
 
 const OWNED = 0
 const RELEASED = 1
@@ -83,6 +84,7 @@ class PoolState {
     this.i32 = new Int32Array(this.buffer, 0, info.dataOffset / 4)
     /** Per-slot Uint8Array views, created on first use and reused: no allocation per lease. */
     this.views = new Array(info.slots).fill(undefined)
+    this.buffers = new Array(info.slots).fill(undefined)
     this.freeSite = region.waitSite({
       i32: this.i32,
       epochOffset: OFFSETS.freeEpoch,
@@ -132,6 +134,21 @@ class PoolState {
       this.views[slot] = view
     }
     return view
+  }
+
+  /** A Buffer over the slot (for Node's UTF-8 decoder), created on first use and reused. */
+  bufferView(slot) {
+    let view = this.buffers[slot]
+    if (view === undefined) {
+      view = Buffer.from(this.buffer, this.dataOffset + slot * this.stride, this.slotSize)
+      this.buffers[slot] = view
+    }
+    return view
+  }
+
+  /** Where the slot starts in the pool's buffer: a multiple of 64 bytes. */
+  slotByteOffset(slot) {
+    return this.dataOffset + slot * this.stride
   }
 
   /** Generation of a slot this thread now owns (the high half of its state word). */
@@ -284,6 +301,82 @@ class Lease {
       throw invalidThis('Lease', 'length', this)
     }
     this.#length = checkLength(value, pool.slotSize)
+  }
+
+  // ---- payload codecs (lib/codec.js): straight into the slot and out of it ----
+
+  /** The pool state, for a member that needs the slot owned (`what` names it in the error). */
+  #owned(what) {
+    let state
+    try {
+      state = this.#state
+    } catch {
+      throw invalidThis('Lease', what, this)
+    }
+    if (state !== OWNED) throw this.#stale(what)
+    return this.#pool
+  }
+
+  /**
+   * Writes `text` as UTF-8 at `offset` (default 0) straight into the slot and sets `length` to
+   * the end of it. Returns the bytes written. ERR_SABPOOL_DOES_NOT_FIT (a RangeError with
+   * `needed`) if it does not fit; then nothing changed.
+   */
+  writeString(text, offset) {
+    const pool = this.#owned('writeString')
+    const written = codec.writeString(pool.view(this.#slot), text, offset)
+    this.#length = (offset ?? 0) + written
+    return written
+  }
+
+  /** Decodes UTF-8 from `offset` (default 0), `length` bytes (default: to `lease.length`). */
+  readString(offset, length) {
+    const pool = this.#owned('readString')
+    return codec.readString(pool.bufferView(this.#slot), pool.slotSize, this.#length, offset, length)
+  }
+
+  /** Writes `JSON.stringify(value)` at offset 0 and sets `length`; returns the bytes written. */
+  writeJSON(value) {
+    const pool = this.#owned('writeJSON')
+    const written = codec.writeString(pool.view(this.#slot), codec.jsonText(value, 'writeJSON'), 0, 'writeJSON')
+    this.#length = written
+    return written
+  }
+
+  /** Parses the payload (`length` bytes) as JSON; ERR_SABPOOL_BAD_PAYLOAD if it is not. */
+  readJSON() {
+    const pool = this.#owned('readJSON')
+    return codec.parseJSON(codec.readString(pool.bufferView(this.#slot), pool.slotSize, this.#length, 0, this.#length, 'readJSON'), 'readJSON')
+  }
+
+  /**
+   * Writes `value` in the V8 serialization format (structured clone's: Map, Set, Date, BigInt,
+   * typed arrays, ...) at offset 0 and sets `length`; returns the bytes written. Node serializes
+   * into a buffer of its own, which is copied into the slot once.
+   */
+  writeValue(value) {
+    const pool = this.#owned('writeValue')
+    const serialized = codec.serialize(value, 'writeValue')
+    if (serialized.length > pool.slotSize) throw codec.doesNotFit('writeValue', serialized.length, pool.slotSize)
+    pool.view(this.#slot).set(serialized)
+    this.#length = serialized.length
+    return serialized.length
+  }
+
+  /** Deserializes the payload (`length` bytes, read in place); ERR_SABPOOL_BAD_PAYLOAD if it is not a serialized value. */
+  readValue() {
+    const pool = this.#owned('readValue')
+    return codec.deserialize(pool.view(this.#slot), this.#length, 'readValue')
+  }
+
+  /**
+   * A typed array or DataView of `Ctor` over the slot, from `byteOffset` (default 0; a multiple
+   * of the element size, else ERR_SABPOOL_MISALIGNED), `length` elements (default: all that fit).
+   * Valid while the lease is owned, like `bytes`.
+   */
+  view(Ctor, byteOffset, length) {
+    const pool = this.#owned('view')
+    return codec.view(pool.buffer, pool.slotByteOffset(this.#slot), pool.slotSize, Ctor, byteOffset, length)
   }
 
   /** True while this thread owns the slot. */

@@ -51,6 +51,7 @@ const { nativeCall } = require('./region.js')
 const { SharedPool, isPool, newUid } = require('./pool.js')
 const { WaitSite, FileWaitSite, parkSync, parkAsync, spinBriefly } = require('./wait.js')
 const { Table, readPair, addPair, describePool, Participants, fileTableMemory } = require('./table.js')
+const codec = require('./codec.js')
 
 const TOPIC_KIND = 'sabpool.topic'
 /** 'TPC1': the table of a topic of this format. */
@@ -677,21 +678,50 @@ class Sample {
 
   /** The slot's bytes (slotSize of them; the sample is the first `length`). Read only. */
   get bytes() {
-    let released
-    try {
-      released = this.#released
-    } catch {
-      throw invalidThis('Sample', 'bytes', this)
-    }
-    if (released || !this.#sub._holds()) {
-      throw makeError('ERR_SABPOOL_STALE_LEASE', `bytes: this sample was already released (slot ${this.#slot})`)
-    }
-    return this.#sub._core.state.view(this.#slot)
+    return this.#held('bytes').view(this.#slot)
   }
 
   get length() {
     if (!isSample(this)) throw invalidThis('Sample', 'length', this)
     return this.#length
+  }
+
+  /** The pool state while the sample is held (`what` names the member in the error). */
+  #held(what) {
+    let released
+    try {
+      released = this.#released
+    } catch {
+      throw invalidThis('Sample', what, this)
+    }
+    if (released || !this.#sub._holds()) {
+      throw makeError('ERR_SABPOOL_STALE_LEASE', `${what}: this sample was already released (slot ${this.#slot})`)
+    }
+    return this.#sub._core.state
+  }
+
+  /** As `lease.readString`: UTF-8 from `offset`, `length` bytes (default: to the end of the sample). */
+  readString(offset, length) {
+    const state = this.#held('readString')
+    return codec.readString(state.bufferView(this.#slot), state.slotSize, this.#length, offset, length)
+  }
+
+  /** As `lease.readJSON`. */
+  readJSON() {
+    const state = this.#held('readJSON')
+    return codec.parseJSON(codec.readString(state.bufferView(this.#slot), state.slotSize, this.#length, 0, this.#length, 'readJSON'), 'readJSON')
+  }
+
+  /** As `lease.readValue`. */
+  readValue() {
+    const state = this.#held('readValue')
+    return codec.deserialize(state.view(this.#slot), this.#length, 'readValue')
+  }
+
+  /** As `lease.view`: a typed array over the sample's slot. Shared with the other subscribers: read only. */
+  view(Ctor, byteOffset, length) {
+    const state = this.#held('view')
+    return codec.view(state.buffer, state.slotByteOffset(this.#slot), state.slotSize, Ctor, byteOffset, length)
   }
 
   /** Position of the sample in the topic (30 bits, wrapping): consecutive samples differ by 1. */

@@ -294,4 +294,22 @@ async function topics(lease: Lease): Promise<void> {
   expectType<boolean>(topic.close())
 }
 
-export { waits, channelWaits, services, topics }
+// ---- payload codecs ---------------------------------------------------------------------------
+
+function codecs(lease: Lease): void {
+  expectType<number>(lease.writeString('text', 4))
+  expectType<string>(lease.readString(0, 4))
+  expectType<number>(lease.writeJSON({ a: 1 }))
+  expectType<unknown>(lease.readJSON())
+  expectType<number>(lease.writeValue(new Map()))
+  expectType<unknown>(lease.readValue())
+  expectType<Float64Array>(lease.view(Float64Array, 8, 2))
+  expectType<DataView>(lease.view(DataView))
+  expectType<BigInt64Array>(lease.view(BigInt64Array))
+  // @ts-expect-error view takes a typed array constructor
+  lease.view(Array)
+  // @ts-expect-error writeString takes a string
+  lease.writeString(5)
+}
+
+export { waits, channelWaits, services, topics, codecs }
