@@ -890,22 +890,27 @@ class Subscription {
     options = checkOptionsObject('options', options)
     const timeout = checkTimeout(options.timeout)
     const spin = checkSpin(options.spin)
-    const attempt = () => this.#attempt()
-    let sample = attempt()
+    let sample = this.#attempt()
     if (sample !== undefined) return sample
     const core = this.#core
     const site = core.publishedSite
+    const i32 = core.i32
     const at = core.subAt(this.#index) + S_CURSOR
     for (let budget = site.spin.budget(spin); budget > 0; budget--) {
-      if (Atomics.load(core.i32, T_HEAD) !== Atomics.load(core.i32, at) || (budget & 63) === 0) {
-        sample = attempt()
+      if (Atomics.load(i32, T_HEAD) !== Atomics.load(i32, at) || (budget & 63) === 0) {
+        sample = this.#attempt()
         if (sample !== undefined) {
           site.spin.parked = false
           return sample
         }
       }
     }
-    return parkSync(site, attempt, timeout, 'recvSync')
+    return this.#parkSync(timeout)
+  }
+
+  /** Kept apart so that its closure is only made when the thread parks. */
+  #parkSync(timeout) {
+    return parkSync(this.#core.publishedSite, () => this.#attempt(), timeout, 'recvSync')
   }
 
   /** A sample, null when the subscription has ended (closed and drained, or unsubscribed), or
@@ -931,28 +936,67 @@ class Subscription {
     const timeout = checkTimeout(timeoutOption)
     const signal = checkSignal(signalOption)
     if (signal !== undefined && signal.aborted) throw abortError(signal.target)
-    const attempt = () => this.#attempt()
-    let sample = attempt()
+    const sample = this.#attempt()
     if (sample !== undefined) return sample
+    return this.#parkAsync(timeout, signal)
+  }
+
+  /** The rest of `recv` once nothing was queued: a brief spin while such spins have been paying
+   * off, then a park. */
+  #parkAsync(timeout, signal) {
     const core = this.#core
     const site = core.publishedSite
     const policy = site.spin
     if (policy.spinAsync()) {
-      const i32 = core.i32
-      const at = core.subAt(this.#index) + S_CURSOR
-      const found = spinBriefly((budget) => {
-        for (let i = 0; i < budget; i++) if (Atomics.load(i32, T_HEAD) !== Atomics.load(i32, at)) return i
-        return budget
-      })
-      sample = found ? attempt() : undefined
+      this.#poll ??= this.#poller()
+      const sample = spinBriefly(this.#poll) ? this.#attempt() : undefined
       policy.spun(sample !== undefined && sample !== null)
       if (sample !== undefined) return sample
     }
-    return parkAsync(site, attempt, timeout, signal, 'recv')
+    return parkAsync(site, () => this.#attempt(), timeout, signal, 'recv')
   }
 
-  async * [Symbol.asyncIterator]() {
-    for (let sample = await this.recv(); sample !== null; sample = await this.recv()) yield sample
+  #poll = undefined
+
+  /** Polls until HEAD is no longer this subscription's cursor, at most `budget` times. */
+  #poller() {
+    const i32 = this.#core.i32
+    const at = this.#core.subAt(this.#index) + S_CURSOR
+    return (budget) => {
+      for (let i = 0; i < budget; i++) if (Atomics.load(i32, T_HEAD) !== Atomics.load(i32, at)) return i + 1
+      return budget
+    }
+  }
+
+  /**
+   * `for await (const sample of sub)`: ends when the subscription ends (the topic closed and
+   * drained, or unsubscribe()) or the loop is left. A queued sample is taken at once, with no wait
+   * and no promise beyond the one the protocol requires; only an empty queue waits.
+   */
+  [Symbol.asyncIterator]() {
+    if (!isSubscription(this)) throw invalidThis('Subscription', '[Symbol.asyncIterator]', this)
+    let finished = false
+    const end = (sample) => {
+      if (sample !== null) return { value: sample, done: false }
+      finished = true
+      return { value: undefined, done: true }
+    }
+    const next = () => {
+      if (finished) return Promise.resolve({ value: undefined, done: true })
+      let sample
+      try {
+        sample = this.#attempt()
+      } catch (error) {
+        return Promise.reject(error)
+      }
+      if (sample === undefined) return this.recv().then(end)
+      return Promise.resolve(end(sample))
+    }
+    const stop = () => {
+      finished = true
+      return Promise.resolve({ value: undefined, done: true })
+    }
+    return { next, return: stop, [Symbol.asyncIterator]() { return this } }
   }
 
   /**
