@@ -20,9 +20,9 @@
 //
 // Ownership of a subscriber's reference to the sample at position c is settled by one
 // compare-and-swap of that subscriber's cursor from c: the subscriber taking it, or a drop-oldest
-// publisher dropping it (which sets the PENDING bit with the swap; whoever finds PENDING clears
-// the subscriber's bit for that sample, at most once because the bit is cleared with an atomic
-// AND, and then clears PENDING).
+// publisher dropping it (which sets the PENDING bit with the swap; whoever finds PENDING, holding
+// the lock, clears the subscriber's bit for that sample, at most once because the bit is cleared
+// with an atomic AND, and then clears PENDING).
 //
 // Death at any instruction:
 //   - a publisher dying inside the lock leaves the lock naming it: the next participant that
@@ -401,8 +401,11 @@ class TopicCore {
   }
 
   /**
-   * Finishes a drop a publisher began on subscriber `index` (the PENDING bit of its cursor): the
-   * subscriber's reference to the dropped sample is cleared and counted, then PENDING.
+   * Under the lock: finishes a drop a publisher began on subscriber `index` (the PENDING bit of
+   * its cursor): the subscriber's reference to the dropped sample is cleared and counted, then
+   * PENDING. (Without the lock, a finisher stalled between checking the record's generation and
+   * clearing the bit could clear it on a later sample of the same slot: the loom model of take
+   * against drop-oldest finds that interleaving.)
    */
   finishDrop(index) {
     const i32 = this.i32
@@ -851,7 +854,15 @@ class Subscription {
     for (;;) {
       const word = Atomics.load(i32, at + S_CURSOR)
       if ((word & PENDING) !== 0) {
-        core.finishDrop(this.#index)
+        // A drop of our oldest sample is half done (its publisher died, or is finishing it now).
+        // Only under the lock: records and ring entries change only there, so the slot of the
+        // dropped sample cannot be republished between checking its record and clearing our bit.
+        core.lockSync()
+        try {
+          core.finishDrop(this.#index)
+        } finally {
+          core.unlock()
+        }
         continue
       }
       if (word === (Atomics.load(i32, T_HEAD) & POS_MASK)) return undefined

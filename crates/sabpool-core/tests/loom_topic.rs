@@ -19,12 +19,12 @@
 //! and drops of each position.
 //!
 //! Every model can fail: `Mutation` lists plausible changes of the protocol, and a test per
-//! mutation checks that the model catches it. lib/topic.js itself is one of them
-//! (`Proto::LIB_TOPIC_JS`): a subscriber that finishes a drop-oldest publisher's PENDING drop
+//! mutation checks that the model catches it. The first version of lib/topic.js is one of them
+//! (`Proto::UNLOCKED_FINISH`): a subscriber that finishes a drop-oldest publisher's PENDING drop
 //! without the lock can clear its bit on a later sample of the same slot, which then goes back to
 //! the pool while the subscriber reads it (see
-//! `model_2_the_lock_free_finish_of_lib_topic_js_loses_a_bit_on_a_reused_slot`). The models run
-//! the fixed protocol, `Proto::FIXED`: a subscriber finishes a drop under the lock.
+//! `model_2_an_unlocked_finish_of_a_drop_loses_a_bit_on_a_reused_slot`). The models run the
+//! protocol lib/topic.js now has, `Proto::FIXED`: a subscriber finishes a drop under the lock.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release -p
 //! sabpool-core --test loom_topic` (part of `npm run test:loom`). With LOOM_TOPIC_TRACE set, a
@@ -131,8 +131,8 @@ enum Mutation {
 
 #[derive(Debug, Clone, Copy)]
 struct Proto {
-  /// A subscriber finishing a PENDING drop does it under the lock (the fix), or lock-free as
-  /// lib/topic.js's `#take` does.
+  /// A subscriber finishing a PENDING drop does it under the lock (as lib/topic.js's `#take`
+  /// does), or lock-free (as its first version did).
   finish_under_lock: bool,
   mutation: Option<Mutation>,
 }
@@ -142,7 +142,7 @@ impl Proto {
     finish_under_lock: true,
     mutation: None,
   };
-  const LIB_TOPIC_JS: Proto = Proto {
+  const UNLOCKED_FINISH: Proto = Proto {
     finish_under_lock: false,
     mutation: None,
   };
@@ -1337,12 +1337,12 @@ fn model_1_deciding_last_from_a_reload_of_the_mask_is_absorbed_by_the_adopt() {
 }
 
 #[test]
-fn model_2_the_lock_free_finish_of_lib_topic_js_loses_a_bit_on_a_reused_slot() {
+fn model_2_an_unlocked_finish_of_a_drop_loses_a_bit_on_a_reused_slot() {
   assert_fails(
-    "model 2, lib/topic.js",
+    "model 2, unlocked finish",
     Some(2),
     "without the taker's bit",
-    || take_vs_drop(Proto::LIB_TOPIC_JS, 2, NEVER),
+    || take_vs_drop(Proto::UNLOCKED_FINISH, 2, NEVER),
   );
 }
 
