@@ -255,6 +255,25 @@ async function teardownHosts(active) {
   return bad
 }
 
+/**
+ * After a cell, its subscribers gone: every slot of the cell's pools is free again, and the topic
+ * delivered each sample once to each of the `k` subscribers, dropping none. Returns how many of
+ * these fail (each also written to stderr): a slot or a sample the topic lost.
+ */
+function leaks(where, topic, k, pools) {
+  const bad = []
+  for (const pool of pools) {
+    const { inUse } = pool.stats()
+    if (inUse !== 0) bad.push(`${inUse} slot(s) still in use`)
+  }
+  const t = topic.stats()
+  if (t.subscribers !== 0) bad.push(`${t.subscribers} subscriber(s) still live`)
+  if (t.delivered !== t.published * k) bad.push(`${t.published} samples published to ${k} subscriber(s) but ${t.delivered} delivered`)
+  if (t.dropped !== 0 || t.stray !== 0) bad.push(`dropped ${t.dropped}, stray ${t.stray}`)
+  for (const b of bad) process.stderr.write(`\nbench: topic ${where}: ${b}\n`)
+  return bad.length
+}
+
 /** The order of `rows` in round `r`: reversed every other round. */
 const roundOrder = (rows, r) => (r % 2 === 0 ? rows : [...rows].reverse())
 
@@ -452,6 +471,7 @@ async function runFanoutCell(hostsAll, size, k, cfg) {
     }
     const othersCores = cpu.othersCores(cpu0, cpu.sample())
     const workerBad = await teardownHosts(active)
+    const lost = leaks(`fan-out ${fmtSize(size)} × ${k}`, topic, k, [pool, chPool])
     return rows.map((r) => {
       const rate = summarize(r.windows.map((x) => (items / x.ms) * 1e3))
       const perSample = (key) => (r.windows.some((x) => x[key] === null) ? null : median(r.windows.map((x) => x[key] / items)))
@@ -475,7 +495,7 @@ async function runFanoutCell(hostsAll, size, k, cfg) {
           samplesPerSec: { p10: rate.p10, p50: rate.p50, p90: rate.p90, min: rate.min, max: rate.max },
         },
         cpuPerSample: { process: perSample('proc'), main: perSample('main'), subscribers: perSample('subs') },
-        verify: { main: st.mismatches + r.incomplete, worker: workerBad },
+        verify: { main: st.mismatches + r.incomplete + lost, worker: workerBad },
         cpu: { othersCores },
       }
     })
@@ -571,6 +591,7 @@ async function runCostCell(hostsAll, size, k, cfg) {
     }
     const othersCores = cpu.othersCores(cpu0, cpu.sample())
     const workerBad = await teardownHosts(active)
+    const lost = leaks(`publish cost ${fmtSize(size)} × ${k}`, topic, k, chPool === null ? [pool] : [pool, chPool])
     return rows.map((r) => {
       const call = summarize(r.samples, 1e6)
       return {
@@ -585,7 +606,7 @@ async function runCostCell(hostsAll, size, k, cfg) {
         window: W,
         call,
         perSubscriber: k > 0 ? call.p50 / k : null,
-        verify: { main: st.mismatches + st.full + r.incomplete, worker: workerBad },
+        verify: { main: st.mismatches + st.full + r.incomplete + lost, worker: workerBad },
         cpu: { othersCores },
       }
     })
@@ -677,6 +698,8 @@ async function runLoop(hostsAll, cfg) {
     }
     const othersCores = cpu.othersCores(cpu0, cpu.sample())
     const workerBad = (await host.call('teardown')).mismatches
+    sub.unsubscribe()
+    const lost = leaks(`into the event loop ${fmtSize(size)}`, topic, 1, [pool])
     return rows.map((r) => {
       const rate = summarize(r.windows.map((x) => (items / x.ms) * 1e3))
       return {
@@ -699,13 +722,13 @@ async function runLoop(hostsAll, cfg) {
           process: median(r.windows.map((x) => x.proc / items)),
           main: r.windows.some((x) => x.main === null) ? null : median(r.windows.map((x) => x.main / items)),
         },
-        verify: { main: st.reader.mismatches, worker: workerBad },
+        verify: { main: st.reader.mismatches + lost, worker: workerBad },
         cpu: { othersCores },
       }
     })
   } finally {
     host.onMessage = null
-    sub.unsubscribe()
+    if (sub.active) sub.unsubscribe()
     topic.close()
     pool.detach()
   }
