@@ -530,14 +530,16 @@ function topicTable(res) {
       `PUBLISH COST: the main thread times each \`topic.publishSync(lease, size)\` alone, ${[...new Set(cost.map((c) => c.subscribers))].join(', ')} subscribers keeping up`,
       '(recvSync + release); the untimed acquireSync before it waits for a free slot, so a publish never waits for room.',
       'channel.trySend × k: what one publish replaces, a trySend into each subscriber\'s own Channel, the k calls timed together.',
-      'per sub = p50 / k; ×ch = publish p50 / the k trySends\' p50; ×size = publish p50 / the smallest size\'s (same k).',
+      'per sub = p50 / k; +sub = what a subscriber adds, (p50 − the 0-subscriber p50) / k; ×ch = publish p50 / the k',
+      'trySends\' p50; ×size = publish p50 / the smallest size\'s (same k).',
       table(
-        ['size', 'subs', 'row', 'call p50', 'p10–p90', 'p99', 'per sub', '×ch', '×size', 'n', 'check'],
+        ['size', 'subs', 'row', 'call p50', 'p10–p90', 'p99', 'per sub', '+sub', '×ch', '×size', 'n', 'check'],
         grouped(cost, (c) => [
           fmtSize(c.size), String(c.subscribers), name(res, c), fmtNs(c.call.p50), fmtRange(c.call.p10, c.call.p90), fmtNs(c.call.p99),
-          c.perSubscriber === null ? '–' : fmtNs(c.perSubscriber), ratio(c, 'vsChannel'), ratio(c, 'vsSmallest'), String(c.call.n), check(c),
+          c.perSubscriber === null ? '–' : fmtNs(c.perSubscriber), c.addedPerSubscriber == null ? '' : fmtNs(c.addedPerSubscriber),
+          ratio(c, 'vsChannel'), ratio(c, 'vsSmallest'), String(c.call.n), check(c),
         ]),
-        ['r', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+        ['r', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
       ),
     )
   }

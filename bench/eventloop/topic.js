@@ -739,7 +739,8 @@ async function runLoop(hostsAll, cfg) {
 /**
  * Fan-out, the Topic rows: samples/s over each peer's (> 1: the topic is faster). Publish cost,
  * the publishSync rows: vsChannel = publish p50 / the k trySends' p50 (k ≥ 1), and, at every
- * size but the smallest, vsSmallest = publish p50 / the smallest size's (same k). Loop, the
+ * size but the smallest, vsSmallest = publish p50 / the smallest size's (same k), and
+ * addedPerSubscriber = (p50 − the 0-subscriber p50) / k. Loop, the
  * for await row: vsPostMessage = samples/s / the postMessage row's.
  */
 function addTopicRatios(cells) {
@@ -755,6 +756,9 @@ function addTopicRatios(cells) {
       const send = c.subscribers > 0 ? find('cost', 'topic-trySend', c.size, c.subscribers) : undefined
       const small = costSizes.length > 1 && c.size !== costSizes[0] ? find('cost', 'topic-publishSync', costSizes[0], c.subscribers) : undefined
       c.ratios = { vsChannel: send === undefined ? null : c.call.p50 / send.call.p50, vsSmallest: small === undefined ? null : c.call.p50 / small.call.p50 }
+      // What each subscriber adds to a publish: (p50 − the 0-subscriber p50) / k.
+      const none = c.subscribers > 0 ? find('cost', 'topic-publishSync', c.size, 0) : undefined
+      c.addedPerSubscriber = none === undefined ? null : (c.call.p50 - none.call.p50) / c.subscribers
     } else if (c.part === 'loop' && c.mechanism === 'topic-loop-await') {
       const peer = find('loop', 'topic-loop-postMessage', c.size)
       c.ratios = { vsPostMessage: peer === undefined ? null : rate(c) / rate(peer) }
