@@ -2,7 +2,8 @@
 // Publish/subscribe: one producer, every subscriber reads every sample. Three parts; in each, the
 // rows of a cell are set up together and measured interleaved: rounds rotate through the rows,
 // the order reversed every other round, after one untimed warm-up pass of every row; medians and
-// p10–p90 over the rounds.
+// p10–p90 over the rounds. The fan-out and event-loop windows of a row hold as many samples as
+// its warm-up window's rate says fill about topicWindowMs (at least 4 × topicWindow).
 //
 // Every sample carries the same stamp: its number in the window (bytes 1–4) and a tag (its low
 // byte) in the first and the last byte. Every reader does the same fixed work per sample, whatever
@@ -47,7 +48,7 @@
 //   A window of `items` samples runs from the phase request to the main thread's last sample.
 
 const { SharedPool, Channel, Topic } = require('../..')
-const { summarize, median } = require('../stats.js')
+const { summarize, median, clamp } = require('../stats.js')
 const { nextPow2 } = require('../mechanisms/channel.js')
 const { fmtSize } = require('../report.js')
 const cpu = require('../cpuload.js')
@@ -274,6 +275,21 @@ function leaks(where, topic, k, pools) {
   return bad.length
 }
 
+/**
+ * Samples per window of a row, from its warm-up window (`items` in `ms`): enough for about
+ * topicWindowMs, at least four windows' worth of samples in flight, at most topicMaxItems.
+ */
+const calibrated = (items, ms, cfg) => clamp(Math.round((items / ms) * cfg.topicWindowMs), 4 * cfg.topicWindow, cfg.topicMaxItems)
+
+/** The warm-up window's samples: topicWarmBytes of payload, at least four windows' worth. */
+const warmItems = (size, cfg) => Math.max(4 * cfg.topicWindow, Math.round(cfg.topicWarmBytes / size))
+
+/** Samples/s over a row's windows (median, p10–p90, min, max). */
+function rateOf(windows) {
+  const rate = summarize(windows.map((x) => (x.items / x.ms) * 1e3))
+  return { p10: rate.p10, p50: rate.p50, p90: rate.p90, min: rate.min, max: rate.max }
+}
+
 /** The order of `rows` in round `r`: reversed every other round. */
 const roundOrder = (rows, r) => (r % 2 === 0 ? rows : [...rows].reverse())
 
@@ -423,7 +439,7 @@ async function fanoutWindow(cell, r, items) {
   if (r.row.held !== null) releaseAll(st[r.row.held])
   r.incomplete += await endPhase(active, items)
   const subs = [...subs0, ...subs1].includes(null) ? null : subs1.reduce((a, x, i) => a + x - subs0[i], 0)
-  return { ms, proc, main, subs }
+  return { items, ms, proc, main, subs }
 }
 
 async function runFanoutCell(hostsAll, size, k, cfg) {
@@ -459,22 +475,23 @@ async function runFanoutCell(hostsAll, size, k, cfg) {
     })
     await setUpHosts(active, (j) => ({ size, window: W, ackEvery: cfg.topicAckEvery, topic: topic.handle, subscribe: true, channel: channels[j].handle, broadcast }))
     cell.tids = (await Promise.all(active.map((h) => h.call('report')))).map((m) => m.report.tid)
-    const items = Math.max(2 * W, Math.round(cfg.topicWindowBytes / size))
-    const rows = FANOUT_ROWS.map((row) => ({ row, windows: [], incomplete: 0 }))
+    const rows = FANOUT_ROWS.map((row) => ({ row, windows: [], incomplete: 0, items: 0 }))
     const cpu0 = cpu.sample()
-    for (const r of rows) await fanoutWindow(cell, r, items) // warm-up
+    for (const r of rows) {
+      const warm = await fanoutWindow(cell, r, warmItems(size, cfg)) // untimed
+      r.items = calibrated(warm.items, warm.ms, cfg)
+    }
     for (let w = 0; w < cfg.topicRepeats; w++) {
       for (const r of roundOrder(rows, w)) {
         global.gc() // each row collects its own garbage (the clones), not the previous row's
-        r.windows.push(await fanoutWindow(cell, r, items))
+        r.windows.push(await fanoutWindow(cell, r, r.items))
       }
     }
     const othersCores = cpu.othersCores(cpu0, cpu.sample())
     const workerBad = await teardownHosts(active)
     const lost = leaks(`fan-out ${fmtSize(size)} × ${k}`, topic, k, [pool, chPool])
     return rows.map((r) => {
-      const rate = summarize(r.windows.map((x) => (items / x.ms) * 1e3))
-      const perSample = (key) => (r.windows.some((x) => x[key] === null) ? null : median(r.windows.map((x) => x[key] / items)))
+      const perSample = (key) => (r.windows.some((x) => x[key] === null) ? null : median(r.windows.map((x) => x[key] / x.items)))
       return {
         family: 'topic',
         part: 'fanout',
@@ -490,9 +507,9 @@ async function runFanoutCell(hostsAll, size, k, cfg) {
         work: 'check the stamp (number, first and last byte), let go',
         throughput: {
           repeats: r.windows.length,
-          items: items * r.windows.length,
-          itemsPerWindow: items,
-          samplesPerSec: { p10: rate.p10, p50: rate.p50, p90: rate.p90, min: rate.min, max: rate.max },
+          items: r.windows.reduce((a, x) => a + x.items, 0),
+          itemsPerWindow: r.items,
+          samplesPerSec: rateOf(r.windows),
         },
         cpuPerSample: { process: perSample('proc'), main: perSample('main'), subscribers: perSample('subs') },
         verify: { main: st.mismatches + r.incomplete + lost, worker: workerBad },
@@ -668,7 +685,7 @@ async function loopWindow(st, host, r, items) {
   const done = await host.guard(host.next())
   if (!done.done) throw new Error(`bench bug: expected the producer's end of phase, got ${JSON.stringify(done)}`)
   if (reader.got !== items) reader.mismatches++
-  return { ms, proc, main }
+  return { items, ms, proc, main }
 }
 
 async function runLoop(hostsAll, cfg) {
@@ -686,14 +703,16 @@ async function runLoop(hostsAll, cfg) {
       else st.onSample(u8)
     }
     await host.call('setup', { size, window: W, ackEvery: cfg.topicAckEvery, topic: topic.handle, subscribe: false })
-    const items = Math.max(2 * W, Math.round(cfg.topicLoopBytes / size))
-    const rows = LOOP_ROWS.map((row) => ({ row, windows: [] }))
+    const rows = LOOP_ROWS.map((row) => ({ row, windows: [], items: 0 }))
     const cpu0 = cpu.sample()
-    for (const r of rows) await loopWindow(st, host, r, items) // warm-up
+    for (const r of rows) {
+      const warm = await loopWindow(st, host, r, warmItems(size, cfg)) // untimed
+      r.items = calibrated(warm.items, warm.ms, cfg)
+    }
     for (let w = 0; w < cfg.topicRepeats; w++) {
       for (const r of roundOrder(rows, w)) {
         global.gc()
-        r.windows.push(await loopWindow(st, host, r, items))
+        r.windows.push(await loopWindow(st, host, r, r.items))
       }
     }
     const othersCores = cpu.othersCores(cpu0, cpu.sample())
@@ -701,7 +720,6 @@ async function runLoop(hostsAll, cfg) {
     sub.unsubscribe()
     const lost = leaks(`into the event loop ${fmtSize(size)}`, topic, 1, [pool])
     return rows.map((r) => {
-      const rate = summarize(r.windows.map((x) => (items / x.ms) * 1e3))
       return {
         family: 'topic',
         part: 'loop',
@@ -714,13 +732,13 @@ async function runLoop(hostsAll, cfg) {
         ackEvery: cfg.topicAckEvery,
         throughput: {
           repeats: r.windows.length,
-          items: items * r.windows.length,
-          itemsPerWindow: items,
-          samplesPerSec: { p10: rate.p10, p50: rate.p50, p90: rate.p90, min: rate.min, max: rate.max },
+          items: r.windows.reduce((a, x) => a + x.items, 0),
+          itemsPerWindow: r.items,
+          samplesPerSec: rateOf(r.windows),
         },
         cpuPerSample: {
-          process: median(r.windows.map((x) => x.proc / items)),
-          main: r.windows.some((x) => x.main === null) ? null : median(r.windows.map((x) => x.main / items)),
+          process: median(r.windows.map((x) => x.proc / x.items)),
+          main: r.windows.some((x) => x.main === null) ? null : median(r.windows.map((x) => x.main / x.items)),
         },
         verify: { main: st.reader.mismatches + lost, worker: workerBad },
         cpu: { othersCores },
