@@ -37,14 +37,30 @@ it('bench --quick runs every mechanism and writes a complete JSON report and cha
   assert.deepEqual(report.config.rpcSizes, [64, 1 << 20])
   assert.deepEqual([...new Set(E.rpc.cells.map((c) => c.mechanism))], rpcRows)
   assert.equal(E.rpc.cells.length, rpcRows.length * report.config.rpcSizes.length * report.config.rpcServers.length)
-  for (const c of [...E.service.cells, ...E.stream.cells, ...E.fanout.cells, ...E.rpc.cells]) assert.deepEqual(c.verify, { main: 0, worker: 0 }, `${c.mechanism} @ ${c.size}`)
+  // Publish/subscribe: every row of each part, for every size and subscriber count.
+  const C = report.config
+  const topicPart = (part) => E.topic.cells.filter((c) => c.part === part)
+  assert.deepEqual([...new Set(topicPart('fanout').map((c) => c.mechanism))], ['topic-await', 'topic-sync', 'topic-channels', 'topic-postMessage', 'topic-broadcast'])
+  assert.equal(topicPart('fanout').length, 5 * C.topicFanoutSizes.length * C.topicSubscribers.length)
+  assert.deepEqual(C.topicCostSubscribers, [0, 1, 2, 4])
+  assert.equal(topicPart('cost').length, C.topicCostSizes.length * (4 + 3)) // no trySend row without subscribers
+  assert.deepEqual(topicPart('loop').map((c) => c.mechanism), ['topic-loop-await', 'topic-loop-postMessage'])
+  for (const c of [...E.service.cells, ...E.stream.cells, ...E.fanout.cells, ...E.rpc.cells, ...E.topic.cells]) assert.deepEqual(c.verify, { main: 0, worker: 0 }, `${c.mechanism} @ ${c.size}`)
   assert.ok(report.targets.some((t) => t.name.startsWith('service: await recv()')))
   assert.ok(report.targets.some((t) => t.name.startsWith('rpc at 64 B: svc.call calls/s')))
+  for (const start of ['topic: fan-out 1 MiB × 4 subscribers', 'topic: publishSync cost 1 MiB / 64 B', 'topic: publishSync to k subscribers']) {
+    assert.ok(report.targets.some((t) => t.name.startsWith(start)), start)
+  }
+  assert.match(run.stdout, /PUBLISH\/SUBSCRIBE FAN-OUT/)
   delete E.fanout.cells[0].throughput.mbPerSec.p50
   delete E.rpc.cells[0].ratios.vsPiscina
+  delete topicPart('fanout').find((c) => c.mechanism === 'topic-await').ratios.vsPostMessage
+  delete topicPart('cost').find((c) => c.mechanism === 'topic-publishSync' && c.subscribers === 2).ratios.vsChannel
   const problems = validate(report, { all: true })
   assert.ok(Array.isArray(problems) && problems.some((p) => p.includes('throughput.mbPerSec.p50')), JSON.stringify(problems))
   assert.ok(problems.some((p) => p.startsWith('rpc rpc-service') && p.includes('ratios.vsPiscina')), JSON.stringify(problems))
+  assert.ok(problems.some((p) => p.startsWith('topic topic-await') && p.includes('ratios.vsPostMessage')), JSON.stringify(problems))
+  assert.ok(problems.some((p) => p.startsWith('topic topic-publishSync') && p.includes('× 2') && p.includes('ratios.vsChannel')), JSON.stringify(problems))
   fs.rmSync(dir, { recursive: true, force: true })
 })
 

@@ -186,6 +186,29 @@ function targets(cells, parked, sizes, threshold, eventLoop = {}, coldStart = nu
   addWorst("rpc: svc.call calls/s / the hand-written two-channel loop's (worst size and server count)",
     svcCalls.map((c) => ({ v: c.ratios.rateVsChannels, using: [c, ...peersOf(c, ['rpc-channels'])] })), '≥', 1 / 1.5, 'ratio')
 
+  // ---- publish/subscribe (Topic) -----------------------------------------------------------------
+  const topic = eventLoop.topic?.cells ?? []
+  const topicCell = (part, id, size, k) => topic.find((x) => x.part === part && x.mechanism === id && x.size === size && x.subscribers === k)
+  const topicFanout = topic.filter((c) => c.part === 'fanout' && c.mechanism === 'topic-await' && c.ratios?.vsPostMessage != null)
+  const fanBig = Math.max(...topicFanout.map((c) => c.size))
+  const fanK = Math.max(...topicFanout.filter((c) => c.size === fanBig).map((c) => c.subscribers))
+  const fan = topicCell('fanout', 'topic-await', fanBig, fanK)
+  if (fan !== undefined) {
+    add(`topic: fan-out ${sizeName(fanBig)} × ${fanK} subscribers, Topic await publish samples/s / postMessage to each's`,
+      fan.ratios.vsPostMessage, '≥', 5, 'times', isNoisy(fan, topicCell('fanout', 'topic-postMessage', fanBig, fanK)))
+  }
+  const publishes = topic.filter((c) => c.part === 'cost' && c.mechanism === 'topic-publishSync')
+  const costSizes = [...new Set(publishes.map((c) => c.size))].sort((a, b) => a - b)
+  if (costSizes.length > 1) {
+    const bigCost = costSizes[costSizes.length - 1]
+    addWorst(`topic: publishSync cost ${sizeName(bigCost)} / ${sizeName(costSizes[0])} (O(1) in size; worst subscriber count)`,
+      publishes.filter((c) => c.size === bigCost && c.ratios.vsSmallest !== null)
+        .map((c) => ({ v: c.ratios.vsSmallest, using: [c, topicCell('cost', 'topic-publishSync', costSizes[0], c.subscribers)] })), '≤', 1.5, 'ratio')
+  }
+  addWorst('topic: publishSync to k subscribers / k channel trySends (worst size and k ≥ 1)',
+    publishes.filter((c) => c.ratios.vsChannel !== null)
+      .map((c) => ({ v: c.ratios.vsChannel, using: [c, topicCell('cost', 'topic-trySend', c.size, c.subscribers)] })), '≤', 2, 'ratio')
+
   // ---- event-loop blocking: every sabpool call the main thread makes in the event-loop rows -----
   const calls = [
     ...service.filter((c) => c.group === 'sabpool' && !c.blocksEventLoop).flatMap((c) => [{ v: c.hot.calls.all.p99, using: [c] }, { v: c.idle.calls.all.p99, using: [c] }]),

@@ -3,7 +3,9 @@
 // Validates a `node bench/index.js --json FILE` report: every (mechanism, size, metric) cell is
 // present and a finite number, and so are the parked, cold-start and break-even numbers, every
 // cell of each event-loop family the run selected (service, stream, fan-out: rows × sizes ×
-// consumer counts; notify: every call × number of waiters; rpc: rows × sizes × server counts),
+// consumer counts; notify: every call × number of waiters; rpc: rows × sizes × server counts;
+// topic: its fan-out rows × sizes × subscriber counts, publish-cost rows × sizes × subscriber
+// counts, and its event-loop rows),
 // the targets, and, for a `--processes` run, every process (mechanism, size) cell, its ratios and
 // the process parked rows.
 // It never judges timings; it does fail on payload mismatches (a correctness failure, not a timing).
@@ -19,7 +21,7 @@ const { ids, processIds } = require('./mechanisms/index.js')
 const { FAMILIES, FAMILY_IDS } = require('./eventloop/index.js')
 const {
   SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS,
-  EVENT_LOOP_METRICS, FANOUT_RATIOS, FANOUT_THREAD_CPU, RPC_SERVICE_RATIOS, RPC_THREAD_CPU, getPath,
+  EVENT_LOOP_METRICS, FANOUT_RATIOS, FANOUT_THREAD_CPU, RPC_SERVICE_RATIOS, RPC_THREAD_CPU, TOPIC_PARTS, getPath,
 } = require('./schema.js')
 
 const rowIds = (family) => FAMILIES.find((f) => f.id === family).rows.map((r) => r.id)
@@ -80,6 +82,38 @@ function validateEventLoop(res, all, need, problems) {
             expected.push([`rpc ${id} @ ${size} B × ${k}`, (c) => c.mechanism === id && c.size === size && c.servers === k, extra])
           }
         }
+      }
+    } else if (family === 'topic') {
+      const linux = res.meta?.platform === 'linux'
+      const c = res.config
+      const rowsOf = (part) => FAMILIES.find((f) => f.id === family).rows.filter((r) => r.part === part).map((r) => r.id)
+      const paths = (part, isTopic) => [...TOPIC_PARTS[part].all, ...(isTopic ? TOPIC_PARTS[part].topic : []), ...(linux ? TOPIC_PARTS[part].cpu : [])]
+      const lists = ['topicFanoutSizes', 'topicSubscribers', 'topicCostSizes', 'topicCostSubscribers']
+      for (const key of lists) if (!Array.isArray(c[key]) || c[key].length === 0) problems.push(`config.${key} missing`)
+      if (typeof c.topicLoopSize !== 'number') problems.push('config.topicLoopSize missing')
+      for (const id of rowsOf('fanout')) {
+        for (const size of c.topicFanoutSizes ?? []) {
+          for (const k of c.topicSubscribers ?? []) {
+            expected.push([`topic ${id} @ ${size} B × ${k}`, (x) => x.part === 'fanout' && x.mechanism === id && x.size === size && x.subscribers === k, paths('fanout', id === 'topic-await' || id === 'topic-sync')])
+          }
+        }
+      }
+      const smallest = Math.min(...(c.topicCostSizes ?? []))
+      for (const id of rowsOf('cost')) {
+        for (const size of c.topicCostSizes ?? []) {
+          for (const k of c.topicCostSubscribers ?? []) {
+            if (k === 0 && id !== 'topic-publishSync') continue // nothing to send to
+            const extra = [...paths('cost', false), ...(k > 0 ? ['perSubscriber'] : [])]
+            if (id === 'topic-publishSync') {
+              if (k > 0) extra.push('ratios.vsChannel')
+              if (size !== smallest) extra.push('ratios.vsSmallest')
+            }
+            expected.push([`topic ${id} @ ${size} B × ${k}`, (x) => x.part === 'cost' && x.mechanism === id && x.size === size && x.subscribers === k, extra])
+          }
+        }
+      }
+      for (const id of rowsOf('loop')) {
+        expected.push([`topic ${id} @ ${c.topicLoopSize} B`, (x) => x.part === 'loop' && x.mechanism === id && x.size === c.topicLoopSize, paths('loop', id === 'topic-loop-await')])
       }
     } else if (family === 'notify') {
       for (const id of rowIds(family)) {

@@ -66,6 +66,19 @@ const PRESETS = {
     rpcWindows: 5, // calls/s windows per row and cell
     rpcWindowMs: 100,
     rpcLeadMs: 20, // untimed calls in flight before each window
+    topicFanoutSizes: [64 * KIB, MIB],
+    topicSubscribers: [1, 2, 4],
+    topicWindow: 16, // samples in flight: the topic's capacity and its pool's slots
+    topicAckEvery: 4, // the message rows' subscribers acknowledge every that many samples
+    topicWarmBytes: 16 * MIB, // payload of the untimed first window of a row (at least 4 × topicWindow samples)
+    topicWindowMs: 50, // fan-out and event-loop windows: samples for about this long, from the row's first window
+    topicMaxItems: 200000,
+    topicRepeats: 7, // fan-out and event-loop windows per row and cell
+    topicCostSizes: [64, MIB],
+    topicCostSubscribers: [0, 1, 2, 4],
+    topicCostIters: 2000, // publishes (or k trySends) per pass
+    topicCostRounds: 5, // passes per row and cell
+    topicLoopSize: 64 * KIB,
   },
   quick: {
     sizes: [KIB, MIB],
@@ -101,6 +114,19 @@ const PRESETS = {
     rpcWindows: 3,
     rpcWindowMs: 25,
     rpcLeadMs: 5,
+    topicFanoutSizes: [64 * KIB, MIB],
+    topicSubscribers: [1, 2, 4],
+    topicWindow: 16,
+    topicAckEvery: 4,
+    topicWarmBytes: 2 * MIB,
+    topicWindowMs: 8,
+    topicMaxItems: 20000,
+    topicRepeats: 2,
+    topicCostSizes: [64, MIB],
+    topicCostSubscribers: [0, 1, 2, 4],
+    topicCostIters: 200,
+    topicCostRounds: 2,
+    topicLoopSize: 64 * KIB,
   },
 }
 

@@ -476,6 +476,89 @@ function rpcTable(res) {
   ].join('\n')
 }
 
+function topicTable(res) {
+  const T = res.eventLoop?.topic
+  if (!T) return ''
+  const part = (p) => T.cells.filter((c) => c.part === p)
+  const fanout = part('fanout')
+  const cost = part('cost')
+  const loop = part('loop')
+  const ratio = (c, key) => (c.ratios && c.ratios[key] !== undefined ? fmtTimes(c.ratios[key]) : '')
+  const rate = (c) => [fmtRate(c.throughput.samplesPerSec.p50), fmtRateRange(c.throughput.samplesPerSec.p10, c.throughput.samplesPerSec.p90)]
+  /** Rows of `cells` grouped by size and subscriber count (a blank line between groups). */
+  const grouped = (cells, fn) => {
+    const rows = []
+    for (const size of sizesOf(cells)) {
+      for (const k of [...new Set(cells.map((c) => c.subscribers))].sort((a, b) => a - b)) {
+        const group = cells.filter((c) => c.size === size && c.subscribers === k)
+        if (group.length === 0) continue
+        if (rows.length) rows.push(null)
+        rows.push(...group.map(fn))
+      }
+    }
+    return rows
+  }
+  const out = []
+  const first = fanout[0] ?? loop[0] ?? cost[0]
+  if (fanout.length > 0) {
+    out.push(
+      `PUBLISH/SUBSCRIBE FAN-OUT: main produces, ${[...new Set(fanout.map((c) => c.subscribers))].join(', ')} subscriber workers read every sample: check its stamp`,
+      '(its number, the first and the last byte) and let go of it, the same fixed work in every row.',
+      'Topic await: main `await pool.acquire({ reuse })`, stamps the slot, `await topic.publish()`; Topic sync: acquireSync +',
+      'publishSync (blocks the event loop); subscribers recvSync + release. Channel per subscriber: main copies its buffer',
+      'into a slot per subscriber (set) and `await send()`s each. postMessage: the Uint8Array posted to each subscriber',
+      '(a clone each); BroadcastChannel: one post, a clone per subscriber. At most ' + `${first.window} samples in flight (message`,
+      `rows: the subscribers acknowledge every ${first.ackEvery}).`,
+      'samples/s: a sample counts once every subscriber has read it (median and p10–p90 over windows). ×pM / ×bc / ×ch =',
+      'Topic samples/s / postMessage\'s / BroadcastChannel\'s / Channel per subscriber\'s. CPU/sample = process.cpuUsage()',
+      'over the window / samples (every thread), main = the main thread\'s, subs = the subscribers\' summed. Rows interleaved.',
+      table(
+        ['size', 'subs', 'row', 'samples/s p50', 'p10–p90', '×pM', '×bc', '×ch', 'CPU/sample', 'main', 'subs', 'n', 'check'],
+        grouped(fanout, (c) => [
+          fmtSize(c.size), String(c.subscribers), name(res, c), ...rate(c),
+          ratio(c, 'vsPostMessage'), ratio(c, 'vsBroadcast'), ratio(c, 'vsChannels'),
+          fmtNs(c.cpuPerSample.process), fmtNs(c.cpuPerSample.main), fmtNs(c.cpuPerSample.subscribers),
+          String(c.throughput.items), check(c),
+        ]),
+        ['r', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+      ),
+    )
+  }
+  if (cost.length > 0) {
+    if (out.length) out.push('')
+    out.push(
+      `PUBLISH COST: the main thread times each \`topic.publishSync(lease, size)\` alone, ${[...new Set(cost.map((c) => c.subscribers))].join(', ')} subscribers keeping up`,
+      '(recvSync + release); the untimed acquireSync before it waits for a free slot, so a publish never waits for room.',
+      'channel.trySend × k: what one publish replaces, a trySend into each subscriber\'s own Channel, the k calls timed together.',
+      'per sub = p50 / k; +sub = what a subscriber adds, (p50 − the 0-subscriber p50) / k; ×ch = publish p50 / the k',
+      'trySends\' p50; ×size = publish p50 / the smallest size\'s (same k).',
+      table(
+        ['size', 'subs', 'row', 'call p50', 'p10–p90', 'p99', 'per sub', '+sub', '×ch', '×size', 'n', 'check'],
+        grouped(cost, (c) => [
+          fmtSize(c.size), String(c.subscribers), name(res, c), fmtNs(c.call.p50), fmtRange(c.call.p10, c.call.p90), fmtNs(c.call.p99),
+          c.perSubscriber === null ? '–' : fmtNs(c.perSubscriber), c.addedPerSubscriber == null ? '' : fmtNs(c.addedPerSubscriber),
+          ratio(c, 'vsChannel'), ratio(c, 'vsSmallest'), String(c.call.n), check(c),
+        ]),
+        ['r', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+      ),
+    )
+  }
+  if (loop.length > 0) {
+    if (out.length) out.push('')
+    out.push(
+      'PUBLISH/SUBSCRIBE INTO THE EVENT LOOP: a worker publishes (acquireSync + publishSync), the main thread reads with',
+      '`for await (const sample of subscription)` + release; postMessage: the worker posts the Uint8Array (cloned) to main,',
+      `at most ${first.window} unacknowledged (main acknowledges every ${first.ackEvery}). ×pM = samples/s / postMessage's.`,
+      table(
+        ['size', 'row', 'samples/s p50', 'p10–p90', '×pM', 'CPU/sample', 'main', 'n', 'check'],
+        loop.map((c) => [fmtSize(c.size), name(res, c), ...rate(c), ratio(c, 'vsPostMessage'), fmtNs(c.cpuPerSample.process), fmtNs(c.cpuPerSample.main), String(c.throughput.items), check(c)]),
+        ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+      ),
+    )
+  }
+  return out.join('\n')
+}
+
 function breakEvenSection(res) {
   const cs = res.coldStart
   const lines = [
@@ -616,7 +699,7 @@ function processesSection(res) {
 
 function render(res) {
   return [header(res), latencyTable(res), streamTable(res), parkedTable(res), serviceTable(res), streamIntoLoopTable(res),
-    fanoutTable(res), blockingTable(res), notifyTable(res), rpcTable(res), breakEvenSection(res), targetsTable(res), processesSection(res)]
+    fanoutTable(res), blockingTable(res), notifyTable(res), rpcTable(res), topicTable(res), breakEvenSection(res), targetsTable(res), processesSection(res)]
     .filter((s) => s !== '')
     .join('\n\n') + '\n'
 }

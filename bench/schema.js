@@ -56,6 +56,7 @@ const EVENT_LOOP_METRICS = {
     ...summaryOf('rt'), 'throughput.callsPerSec.p10', 'throughput.callsPerSec.p50', 'throughput.callsPerSec.p90', 'throughput.calls',
     'cpuPerCall.process', 'ratios.rtVsService', 'ratios.rateVsService', 'verify.main', 'verify.worker',
   ],
+  topic: ['verify.main', 'verify.worker'], // and TOPIC_PARTS per part
 }
 
 /** Fan-out: the sabpool rows' ratios to recycled transfer; per-thread CPU where Linux provides it. */
@@ -66,6 +67,26 @@ const FANOUT_THREAD_CPU = ['cpuPerItem.main', 'cpuPerItem.consumers']
 const RPC_SERVICE_RATIOS = ['ratios.vsPiscina', 'ratios.rtVsChannels', 'ratios.rateVsChannels']
 const RPC_THREAD_CPU = ['cpuPerCall.main']
 
+/**
+ * Publish/subscribe, per part of the family (a cell's `part`): `all` for every row of the part,
+ * `topic` for its Topic rows (the publishSync rows of the cost part), `cpu` where Linux provides
+ * per-thread CPU time. The cost part's ratios depend on the cell (see check-json.js).
+ */
+const rateOf = (prefix) => ['p10', 'p50', 'p90'].map((k) => `${prefix}.${k}`)
+const TOPIC_PARTS = {
+  fanout: {
+    all: [...rateOf('throughput.samplesPerSec'), 'throughput.items', 'cpuPerSample.process'],
+    topic: ['ratios.vsPostMessage', 'ratios.vsBroadcast', 'ratios.vsChannels'],
+    cpu: ['cpuPerSample.main', 'cpuPerSample.subscribers'],
+  },
+  cost: { all: summaryOf('call'), topic: [], cpu: [] },
+  loop: {
+    all: [...rateOf('throughput.samplesPerSec'), 'throughput.items', 'cpuPerSample.process'],
+    topic: ['ratios.vsPostMessage'],
+    cpu: ['cpuPerSample.main'],
+  },
+}
+
 function getPath(obj, dotted) {
   let v = obj
   for (const k of dotted.split('.')) {
@@ -75,4 +96,4 @@ function getPath(obj, dotted) {
   return v
 }
 
-module.exports = { SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS, EVENT_LOOP_METRICS, FANOUT_RATIOS, FANOUT_THREAD_CPU, RPC_SERVICE_RATIOS, RPC_THREAD_CPU, getPath }
+module.exports = { SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS, EVENT_LOOP_METRICS, FANOUT_RATIOS, FANOUT_THREAD_CPU, RPC_SERVICE_RATIOS, RPC_THREAD_CPU, TOPIC_PARTS, getPath }

@@ -11,7 +11,7 @@
 
 const { WorkerHost } = require('../host.js')
 
-const FAMILIES = [require('./service.js'), require('./stream.js'), require('./fanout.js'), require('./notify.js'), require('./rpc.js')]
+const FAMILIES = [require('./service.js'), require('./stream.js'), require('./fanout.js'), require('./notify.js'), require('./rpc.js'), require('./topic.js')]
 
 /** Worker-side parts of every family, by host id (bench/worker.js looks here first). */
 const WORKERS = Object.assign({}, ...FAMILIES.map((f) => f.workers))
@@ -27,7 +27,7 @@ function eventLoopSteps(cfg) {
   return FAMILIES.filter((f) => cfg.families.includes(f.id)).reduce((a, f) => a + f.steps(cfg), 0)
 }
 
-/** Runs the selected families; returns { service, stream, fanout, notify, rpc }, null for those not run. */
+/** Runs the selected families; returns { service, stream, fanout, notify, rpc, topic }, null for those not run. */
 async function runEventLoop(cfg, progress) {
   const out = {}
   for (const f of FAMILIES) {
