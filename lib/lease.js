@@ -435,6 +435,21 @@ class Lease {
   }
 
   /**
+   * @internal `handoff()` without the ticket object, for a topic's publish (which knows the slot
+   * and the generation the handoff moves to). Returns the slot's new generation.
+   */
+  _handoffQuiet(length) {
+    if (this.#state !== OWNED) throw this.#stale('publish')
+    const pool = this.#pool
+    const status = poolHandoff(pool.ref, this.#slot, this.#generation, length)
+    if (status < 0) throw statusError(status, 'publish')
+    this.#state = HANDED_OFF
+    this.#length = length
+    if (pool.leaks !== undefined) pool.untrack(this)
+    return pool.generation(this.#slot)
+  }
+
+  /**
    * @internal Offers the lease to a channel's ring. Returns the native status: 0 or 1 (sent; 1 =
    * receivers must be woken) or NONE (full: the lease stays ours).
    */

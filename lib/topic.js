@@ -553,7 +553,7 @@ class TopicCore {
     this.lockSync()
     try {
       if (Atomics.load(i32, T_CLOSED) !== 0) throw closedError('publish')
-      const head = Atomics.load(i32, T_HEAD) & POS_MASK
+      const head = i32[T_HEAD] & POS_MASK // only lock holders write it
       if (!this.makeRoom(head)) return -1
       const active = Atomics.load(i32, T_ACTIVE) & ((2 ** this.maxSubs) - 1)
       const mask = active | (this.history > 0 ? HISTORY_BIT : 0)
@@ -561,37 +561,39 @@ class TopicCore {
       if (mask === 0) {
         // Nobody to deliver to and nothing to keep: the slot goes straight back.
         lease.release()
-        this.table.count(S.published)
+        this.countPublished()
         return 0
       }
       const generation = (lease.generation + 1) >>> 0 // what the handoff below moves it to
       const rec = this.recordsWord + RECORD_WORDS * slot
-      // Plain stores where a sequentially consistent store of a later word publishes them (the
-      // journal's kind, the record's mask, HEAD): a JS Atomics.store is a full fence each, and a
-      // publish would otherwise make a dozen.
+      // Plain stores, no fences: the record and the ring entry are published to subscribers by
+      // the sequentially consistent store of HEAD, and to the next lock holder by the unlock. The
+      // journal is read by a participant that takes the lock over from this one only once this
+      // participant is seen gone: its entry's token changed (written with release ordering after
+      // everything this thread did, when it is torn down) or its process died (the kernel makes
+      // a dead process's stores visible). A JS Atomics.store is a full fence each.
       i32[T_J_POS] = head
       i32[T_J_SLOT] = slot
       i32[T_J_GEN] = generation
-      Atomics.store(i32, T_J_KIND, J_PUBLISH)
+      i32[T_J_KIND] = J_PUBLISH
       if (DIE_AT !== undefined) crashPoint('publish:journal')
       i32[rec + R_GEN] = generation
       if (this.checkWrites) i32[rec + R_SUM] = checksum(lease.bytes, length)
-      Atomics.store(i32, rec + R_MASK, mask)
+      i32[rec + R_MASK] = mask // the slot is ours: nobody else touches its record now
       if (DIE_AT !== undefined) crashPoint('publish:record')
-      lease.length = length // checked already (publishLength)
-      let ticket
+      let moved
       try {
-        ticket = lease.handoff()
+        moved = lease._handoffQuiet(length)
       } catch (error) {
-        Atomics.store(i32, rec + R_MASK, 0)
-        Atomics.store(i32, T_J_KIND, J_NONE)
+        i32[rec + R_MASK] = 0
+        i32[T_J_KIND] = J_NONE
         throw error
       }
-      if ((ticket.generation >>> 0) !== generation) {
+      if (moved !== generation) {
         // Only a scribble on the slot's word could do this: give the slot back, publish nothing.
-        Atomics.store(i32, rec + R_MASK, 0)
-        Atomics.store(i32, T_J_KIND, J_NONE)
-        this.freeSlot(slot, ticket.generation >>> 0)
+        i32[rec + R_MASK] = 0
+        i32[T_J_KIND] = J_NONE
+        this.freeSlot(slot, moved)
         throw makeError('ERR_SABPOOL_CORRUPT', 'publish: the slot moved to an unexpected generation (shared memory was scribbled on)')
       }
       if (DIE_AT !== undefined) crashPoint('publish:handoff')
@@ -604,13 +606,22 @@ class TopicCore {
       Atomics.store(i32, T_HEAD, next) // the commit
       if (DIE_AT !== undefined) crashPoint('publish:commit')
       this.dropHistoryBefore(next)
-      Atomics.store(i32, T_J_KIND, J_NONE)
-      this.table.count(S.published)
+      i32[T_J_KIND] = J_NONE
+      this.countPublished()
       if (Atomics.load(i32, T_SUB_WAITERS) > 0) this.wakeAll(W_PUBLISHED, SITE_PUBLISHED)
       return popcount(active)
     } finally {
       this.unlock()
     }
+  }
+
+  /** Under the lock: one more sample published (only lock holders write the counter). */
+  countPublished() {
+    const i32 = this.i32
+    const at = STATS_WORD + 2 * S.published
+    const low = (i32[at] + 1) | 0
+    i32[at] = low
+    if (low === 0) i32[at + 1] = (i32[at + 1] + 1) | 0
   }
 
   // ---- closing ----
