@@ -13,7 +13,7 @@ const { spawnSync } = require('node:child_process')
 const { throwsCode } = require('./helpers.js')
 
 const ROOT = path.join(__dirname, '..')
-const LIB_FILES = ['channel.js', 'errors.js', 'lease.js', 'native.js', 'options.js', 'pool.js', 'region.js', 'wait.js']
+const LIB_FILES = ['channel.js', 'codec.js', 'errors.js', 'lease.js', 'native.js', 'options.js', 'pool.js', 'region.js', 'wait.js']
 
 /** Runs `code` in a fresh Node with ROOT as cwd; returns the JSON its last stdout line holds. */
 function run(code, env = {}) {

@@ -607,3 +607,38 @@ describe('Topic across processes (file-backed pools)', () => {
     }
   })
 })
+
+test('every method and accessor of Topic, Subscription and Sample called with a wrong `this` fails with ERR_INVALID_THIS', async () => {
+  const pool = new SharedPool({ slotSize: 64, slots: 4 })
+  const topic = new Topic(pool, { capacity: 2 })
+  const sub = topic.subscribe()
+  const lease = pool.acquireSync()
+  topic.publishSync(lease, 4)
+  const sample = sub.tryRecv()
+  let checked = 0
+  for (const object of [topic, sub, sample]) {
+    const proto = Object.getPrototypeOf(object)
+    for (const [name, d] of Object.entries(Object.getOwnPropertyDescriptors(proto))) {
+      if (name === 'constructor') continue
+      const call = d.get ?? (typeof d.value === 'function' ? d.value : undefined)
+      if (call === undefined) continue
+      for (const self of [undefined, {}, lease, object === sample ? sub : sample]) {
+        let error
+        try {
+          const result = call.call(self)
+          // async members reject instead
+          if (result instanceof Promise) await result.then(() => {}, (e) => { error = e })
+        } catch (e) {
+          error = e
+        }
+        assert.ok(error instanceof TypeError && error.code === 'ERR_INVALID_THIS', `${name} with a wrong this: ${error}`)
+        checked++
+      }
+    }
+    const asyncIterator = proto[Symbol.asyncIterator]
+    if (asyncIterator) throwsCode(() => asyncIterator.call({}), TypeError, 'ERR_INVALID_THIS')
+  }
+  assert.ok(checked > 60, `checked ${checked}`)
+  sample.release()
+  assert.equal(pool.stats().inUse, 0)
+})

@@ -37,6 +37,9 @@ let reserve
 /** Points a lease this thread no longer owns at a newly owned slot; false (nothing changed) if
  * it is owned. */
 let rearm
+/** The pool state of a lease this thread owns, for the codecs; ERR_INVALID_THIS on anything but a
+ * Lease, ERR_SABPOOL_STALE_LEASE once not owned (`what` names the member in the error). */
+let ownedPool
 
 /**
  * Runs `wait()`, a wait that will re-arm `reuse` when it succeeds, with `reuse` reserved until it
@@ -233,6 +236,11 @@ class Lease {
       // Unreserving a lease that was re-armed (owned) meanwhile leaves it owned.
       lease.#state = reserved ? lease.#state | RESERVED : lease.#state & ~RESERVED
     }
+    ownedPool = (lease, what) => {
+      if (!isLease(lease)) throw invalidThis('Lease', what, lease)
+      if (lease.#state !== OWNED) throw lease.#stale(what)
+      return lease.#pool
+    }
     rearm = (lease, pool, slot, generation, length) => {
       if (lease.#state === OWNED) return false
       lease.#pool = pool
@@ -305,17 +313,6 @@ class Lease {
 
   // ---- payload codecs (lib/codec.js): straight into the slot and out of it ----
 
-  /** The pool state, for a member that needs the slot owned (`what` names it in the error). */
-  #owned(what) {
-    let state
-    try {
-      state = this.#state
-    } catch {
-      throw invalidThis('Lease', what, this)
-    }
-    if (state !== OWNED) throw this.#stale(what)
-    return this.#pool
-  }
 
   /**
    * Writes `text` as UTF-8 at `offset` (default 0) straight into the slot and sets `length` to
@@ -323,7 +320,7 @@ class Lease {
    * `needed`) if it does not fit; then nothing changed.
    */
   writeString(text, offset) {
-    const pool = this.#owned('writeString')
+    const pool = ownedPool(this, 'writeString')
     const written = codec.writeString(pool.view(this.#slot), text, offset)
     this.#length = (offset ?? 0) + written
     return written
@@ -331,13 +328,13 @@ class Lease {
 
   /** Decodes UTF-8 from `offset` (default 0), `length` bytes (default: to `lease.length`). */
   readString(offset, length) {
-    const pool = this.#owned('readString')
+    const pool = ownedPool(this, 'readString')
     return codec.readString(pool.bufferView(this.#slot), pool.slotSize, this.#length, offset, length)
   }
 
   /** Writes `JSON.stringify(value)` at offset 0 and sets `length`; returns the bytes written. */
   writeJSON(value) {
-    const pool = this.#owned('writeJSON')
+    const pool = ownedPool(this, 'writeJSON')
     const written = codec.writeString(pool.view(this.#slot), codec.jsonText(value, 'writeJSON'), 0, 'writeJSON')
     this.#length = written
     return written
@@ -345,7 +342,7 @@ class Lease {
 
   /** Parses the payload (`length` bytes) as JSON; ERR_SABPOOL_BAD_PAYLOAD if it is not. */
   readJSON() {
-    const pool = this.#owned('readJSON')
+    const pool = ownedPool(this, 'readJSON')
     return codec.parseJSON(codec.readString(pool.bufferView(this.#slot), pool.slotSize, this.#length, 0, this.#length, 'readJSON'), 'readJSON')
   }
 
@@ -355,7 +352,7 @@ class Lease {
    * into a buffer of its own, which is copied into the slot once.
    */
   writeValue(value) {
-    const pool = this.#owned('writeValue')
+    const pool = ownedPool(this, 'writeValue')
     const serialized = codec.serialize(value, 'writeValue')
     if (serialized.length > pool.slotSize) throw codec.doesNotFit('writeValue', serialized.length, pool.slotSize)
     pool.view(this.#slot).set(serialized)
@@ -365,7 +362,7 @@ class Lease {
 
   /** Deserializes the payload (`length` bytes, read in place); ERR_SABPOOL_BAD_PAYLOAD if it is not a serialized value. */
   readValue() {
-    const pool = this.#owned('readValue')
+    const pool = ownedPool(this, 'readValue')
     return codec.deserialize(pool.view(this.#slot), this.#length, 'readValue')
   }
 
@@ -375,7 +372,7 @@ class Lease {
    * Valid while the lease is owned, like `bytes`.
    */
   view(Ctor, byteOffset, length) {
-    const pool = this.#owned('view')
+    const pool = ownedPool(this, 'view')
     return codec.view(pool.buffer, pool.slotByteOffset(this.#slot), pool.slotSize, Ctor, byteOffset, length)
   }
 

@@ -664,6 +664,9 @@ function closedError(what) {
 // ---- samples ---------------------------------------------------------------------------------
 
 let isSample
+/** The pool state of a sample still held; ERR_INVALID_THIS on anything but a Sample,
+ * ERR_SABPOOL_STALE_LEASE once released (`what` names the member in the error). */
+let heldState
 
 /**
  * One published sample as a subscriber sees it: `bytes` is the slot's memory, shared with every
@@ -679,6 +682,13 @@ class Sample {
 
   static {
     isSample = (value) => value !== null && typeof value === 'object' && #released in value
+    heldState = (sample, what) => {
+      if (!isSample(sample)) throw invalidThis('Sample', what, sample)
+      if (sample.#released || !sample.#sub._holds()) {
+        throw makeError('ERR_SABPOOL_STALE_LEASE', `${what}: this sample was already released (slot ${sample.#slot})`)
+      }
+      return sample.#sub._core.state
+    }
   }
 
   /** @internal */
@@ -692,7 +702,7 @@ class Sample {
 
   /** The slot's bytes (slotSize of them; the sample is the first `length`). Read only. */
   get bytes() {
-    return this.#held('bytes').view(this.#slot)
+    return heldState(this, 'bytes').view(this.#slot)
   }
 
   get length() {
@@ -700,41 +710,27 @@ class Sample {
     return this.#length
   }
 
-  /** The pool state while the sample is held (`what` names the member in the error). */
-  #held(what) {
-    let released
-    try {
-      released = this.#released
-    } catch {
-      throw invalidThis('Sample', what, this)
-    }
-    if (released || !this.#sub._holds()) {
-      throw makeError('ERR_SABPOOL_STALE_LEASE', `${what}: this sample was already released (slot ${this.#slot})`)
-    }
-    return this.#sub._core.state
-  }
-
   /** As `lease.readString`: UTF-8 from `offset`, `length` bytes (default: to the end of the sample). */
   readString(offset, length) {
-    const state = this.#held('readString')
+    const state = heldState(this, 'readString')
     return codec.readString(state.bufferView(this.#slot), state.slotSize, this.#length, offset, length)
   }
 
   /** As `lease.readJSON`. */
   readJSON() {
-    const state = this.#held('readJSON')
+    const state = heldState(this, 'readJSON')
     return codec.parseJSON(codec.readString(state.bufferView(this.#slot), state.slotSize, this.#length, 0, this.#length, 'readJSON'), 'readJSON')
   }
 
   /** As `lease.readValue`. */
   readValue() {
-    const state = this.#held('readValue')
+    const state = heldState(this, 'readValue')
     return codec.deserialize(state.view(this.#slot), this.#length, 'readValue')
   }
 
   /** As `lease.view`: a typed array over the sample's slot. Shared with the other subscribers: read only. */
   view(Ctor, byteOffset, length) {
-    const state = this.#held('view')
+    const state = heldState(this, 'view')
     return codec.view(state.buffer, state.slotByteOffset(this.#slot), state.slotSize, Ctor, byteOffset, length)
   }
 
@@ -837,16 +833,19 @@ class Subscription {
 
   /** @internal */
   get _core() {
+    if (!isSubscription(this)) throw invalidThis('Subscription', '_core', this)
     return this.#core
   }
 
   /** @internal */
   get _index() {
+    if (!isSubscription(this)) throw invalidThis('Subscription', '_index', this)
     return this.#index
   }
 
   /** @internal Whether this subscription still holds its references (not unsubscribed, not retired). */
   _holds() {
+    if (!isSubscription(this)) throw invalidThis('Subscription', '_holds', this)
     if (!this.#active) return false
     const core = this.#core
     const at = core.subAt(this.#index)
