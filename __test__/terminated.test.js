@@ -115,23 +115,27 @@ describe('a worker marked as let go of while parked', () => {
 })
 
 describe('worker.terminate() of a parked worker', () => {
-  for (const op of ['acquire', 'recv']) {
-    it(`gives back its leases (parked in ${op === 'acquire' ? 'acquireSync' : 'recvSync'})`, async () => {
-      const pool = new SharedPool({ slotSize: 64, slots: 4 })
-      const channel = op === 'recv' ? new Channel(pool, { capacity: 2 }) : undefined
-      const mine = op === 'acquire' ? take(pool, 2) : []
+  for (const op of ['acquire', 'recv', 'send']) {
+    it(`gives back its leases (parked in ${op}Sync)`, async () => {
+      const pool = new SharedPool({ slotSize: 64, slots: 6 })
+      const channel = op === 'acquire' ? undefined : new Channel(pool, { capacity: 2 })
+      const mine = op === 'acquire' ? take(pool, 4) : []
+      if (op === 'send') for (let i = 0; i < 2; i++) assert.equal(channel.trySend(pool.tryAcquire()), true)
       const { w, waiting } = await park(pool, op, { channel, hold: 2 })
+      const heldByWorker = op === 'send' ? 3 : 2
       const before = pool.stats()
       await w.worker.terminate()
       await w.exited
       const after = await waitFor(() => {
         const s = pool.stats()
-        return s.inUse === before.inUse - 2 ? s : null
+        return s.inUse === before.inUse - heldByWorker ? s : null
       }, "the terminated worker's leases to come back")
-      assert.equal(after.reclaimed, before.reclaimed + 2)
+      assert.equal(after.reclaimed, before.reclaimed + heldByWorker)
       assert.equal(after.waiting, 0)
       await waitFor(() => waiting() === 0, 'its wait to be withdrawn')
+      if (channel !== undefined) for (let l; (l = channel.tryRecv()) !== null;) l.release()
       mine.forEach((l) => l.release())
+      assert.equal(pool.stats().inUse, 0)
       assertConsistent(pool.stats())
     })
   }
