@@ -28,6 +28,8 @@ export type SabpoolErrorCode =
   | 'ERR_SABPOOL_BAD_HANDLE'
   /** A wait reached its `timeout`. */
   | 'ERR_SABPOOL_TIMEOUT'
+  /** A blocking wait of a worker whose parent terminated it while its JavaScript kept running (Deno): it ends the wait so the worker can stop. */
+  | 'ERR_SABPOOL_TERMINATED'
   /** The channel is closed: nothing more can be sent. */
   | 'ERR_SABPOOL_CLOSED'
   /** Every participant entry of the pool is taken (see `maxParticipants`). */

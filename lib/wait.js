@@ -22,7 +22,7 @@
 
 const diagnostics = require('node:diagnostics_channel')
 const { binding, OFFSETS } = require('./native.js')
-const { reclass, abortError, timeoutError } = require('./errors.js')
+const { makeError, reclass, abortError, timeoutError } = require('./errors.js')
 
 /** How long one park lasts at most before re-checking. Bounds the delay when a wake-up cannot be
  * delivered, e.g. a worker torn down while its slots are reclaimed (no JS runs then to notify). */
@@ -333,6 +333,43 @@ function nextSlice(site, deadline, timeout, what) {
   return Math.min(remaining, PARK_SLICE_MS)
 }
 
+// ---- workers let go of while parked -------------------------------------------------------------
+//
+// A worker whose parent called `worker.terminate()` must not stay parked: Node and Bun stop its
+// JavaScript right away (its env cleanup then reclaims its leases), but Deno lets it run on until
+// it returns to its event loop, and a blocking wait without a timeout never does. So a worker
+// registers its threadId natively before its first blocking park; every thread that loaded
+// sabpool marks the workers it starts once they emit 'exit' (Deno emits it from terminate(), while
+// the worker still runs); and a marked worker's blocking wait throws ERR_SABPOOL_TERMINATED
+// before its next park slice, which unwinds it to the event loop. Where the parent's 'exit' comes
+// after the worker's teardown (Node), the mark finds nothing registered and does nothing.
+// The parent must have loaded sabpool before it created the worker (the 'worker' event is how it
+// sees new workers).
+
+process.on('worker', (worker) => {
+  const id = worker.threadId // read now: Node answers -1 once the worker has exited
+  if (Number.isSafeInteger(id) && id > 0) worker.once('exit', () => binding.threadStopped(id))
+})
+
+/** 0 until this thread's first blocking park; then its threadId, or -1 on the main thread. */
+let watchedAs = 0
+
+/** Throws ERR_SABPOOL_TERMINATED if this worker's parent has let it go. */
+function checkStopping(what) {
+  if (watchedAs === 0) {
+    const { threadId } = require('node:worker_threads')
+    watchedAs = Number.isSafeInteger(threadId) && threadId > 0 ? threadId : -1
+    if (watchedAs > 0) binding.threadWatch(watchedAs)
+  }
+  if (watchedAs > 0 && binding.threadStopping()) throw terminatedError(what)
+}
+
+function terminatedError(what) {
+  return makeError('ERR_SABPOOL_TERMINATED', `${what}: this worker was terminated while it waited ` +
+    '(its JavaScript kept running, as a terminated Deno worker does); returning to its event loop ends it ' +
+    'and gives its leases back')
+}
+
 /**
  * A wait that took a wake-up (`woken`) and leaves by throwing, without using it, passes it on.
  * Marks the site's spin policy: the call ended in a park.
@@ -348,6 +385,7 @@ function parkSyncLoop(site, attempt, timeout, what) {
         const result = attempt()
         if (result !== undefined) return result
         woken = false
+        checkStopping(what)
         const timedOut = site.sleep(epoch, nextSlice(site, deadline, timeout, what))
         site.spin.parked = true
         if (timedOut) site.idle()

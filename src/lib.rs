@@ -16,6 +16,8 @@
 //! - `waits`: waiter counts, futex waits and watchers of file-backed regions.
 //! - `stats`: layout facts, counters and the `protocol()` table.
 //! - `codecache`: the JS wrapper's lib/ files and their V8 code caches, once per process.
+//! - `threads`: worker threads their parent let go of while they may still run (a terminated
+//!   Deno worker parked in a blocking wait).
 #![deny(unsafe_code)]
 
 // Loom builds model the core alone (it has no file-backed regions under loom). A test build
@@ -33,6 +35,7 @@ mod binding {
   pub mod region;
   pub mod registry;
   pub mod stats;
+  pub mod threads;
   pub mod waits;
   pub mod watch;
 }
