@@ -89,7 +89,8 @@ test('writeJSON/readJSON, and what JSON cannot hold', () => {
 })
 
 test('writeValue/readValue: the structured-clone format, -0, NaN, BigInt, Map, Set, Date, typed arrays', () => {
-  const pool = new SharedPool({ slotSize: 256, slots: 1 })
+  // (Room for Bun's serializer too, whose output is larger than Node's.)
+  const pool = new SharedPool({ slotSize: 512, slots: 1 })
   const lease = pool.acquireSync()
   const value = {
     negZero: -0, nan: NaN, inf: -Infinity, big: -(2n ** 70n), date: new Date(86_400_000),
@@ -105,9 +106,9 @@ test('writeValue/readValue: the structured-clone format, -0, NaN, BigInt, Map, S
   assert.ok(back.f64.buffer !== pool.handle.buffer, 'a deserialized typed array has its own memory')
   assert.equal(lease.writeValue(undefined), lease.length)
   assert.equal(lease.readValue(), undefined)
-  throwsCode(() => lease.writeValue({ f() {} }), TypeError, 'ERR_INVALID_ARG_TYPE', /could not be cloned/)
+  throwsCode(() => lease.writeValue({ f() {} }), TypeError, 'ERR_INVALID_ARG_TYPE', /^writeValue: .*(could|can) not be cloned/)
   const before = lease.length
-  throwsCode(() => lease.writeValue('x'.repeat(300)), RangeError, 'ERR_SABPOOL_DOES_NOT_FIT')
+  throwsCode(() => lease.writeValue('x'.repeat(600)), RangeError, 'ERR_SABPOOL_DOES_NOT_FIT')
   assert.equal(lease.length, before)
   lease.writeString('not serialized')
   throwsCode(() => lease.readValue(), Error, 'ERR_SABPOOL_BAD_PAYLOAD')

@@ -79,7 +79,6 @@ const NODE_ONLY = {
   codeCache: 'lib/ from V8 code caches is a Node-only path (lib/load.js: vm.Script cachedData and Module internals); under Bun and Deno lib/ loads by plain require, so no file comes from a cache',
   gc: "needs V8's gc() (node --expose-gc, or v8.setFlagsFromString('--expose-gc') then vm), which this runtime does not give",
   oom: 'worker resourceLimits are not enforced: the worker never runs out of memory, and the test waits 30 s for ERR_WORKER_OUT_OF_MEMORY',
-  topicKills: 'fails on Node 26 as well at this commit (a subscriber sees a cursor go backwards: localBackwards 1, expected 0), so it is no runtime difference: left to the Topic work, the Node matrix reports it',
 }
 
 /** Deno 2.9: worker.terminate() emits 'exit' at once but does not stop the worker's running JavaScript (a busy loop still counts seconds later); sabpool ends its own blocking waits then (ERR_SABPOOL_TERMINATED, lib/wait.js), not a loop of the test's own. */
@@ -103,7 +102,6 @@ const SKIPS = {
       ['esm.test.js', "'sabpool/package.json' is exported, internals are not", "Bun refuses a path the exports map hides with MODULE_NOT_FOUND, not Node's ERR_PACKAGE_PATH_NOT_EXPORTED, and the test checks the code"],
       ['load.test.js', 'lib/ from code caches >', NODE_ONLY.codeCache],
       ['piscina.test.js', 'aborted after the worker replied but before piscina delivered it', "piscina 5 under Bun does not emit the 'error' event this test waits for after aborting a run whose reply is in flight"],
-      ['topic.test.js', 'publishers and subscribers killed with SIGKILL at random points', NODE_ONLY.topicKills],
     ],
   },
   deno: {
@@ -134,7 +132,6 @@ const SKIPS = {
       ['topic.test.js', 'processes publish and subscribe by name', DENO_IPC],
       ['topic.test.js', 'a participant killed while retiring a dead subscriber', DENO_IPC],
       ['topic.test.js', 'a subscriber killed between clearing the last reference and releasing the slot', DENO_IPC],
-      ['topic.test.js', 'publishers and subscribers killed with SIGKILL at random points', NODE_ONLY.topicKills],
     ],
   },
 }
