@@ -518,6 +518,28 @@ describe('Topic across processes (file-backed pools)', () => {
     }
   })
 
+  it('a subscriber killed inside subscribe(), after marking a history sample as its own: it is retired and the history slots come back', { timeout: 30_000 }, async () => {
+    const { pool, topic, names, cleanup } = files({ capacity: 4, history: 2 })
+    try {
+      for (let seq = 0; seq < 3; seq++) {
+        const lease = pool.acquireSync()
+        fill(lease.bytes, seq, 20)
+        topic.publishSync(lease, 20)
+      }
+      assert.equal(pool.stats().inUse, 2, 'the history keeps two')
+      const joiner = child('topic-proc.js', { ...names, role: 'subscribe' }, { SABPOOL_TEST_TOPIC_DIE_AT: 'subscribe:history' })
+      assert.equal((await joiner.exited).signal, 'SIGKILL')
+      // Its lock is taken over; then the half-made subscription is found and retired.
+      const sub = topic.subscribe()
+      assert.deepEqual(drain(sub), [1, 2])
+      assert.equal(topic.stats().subscribers, 1)
+      topic.close()
+      await allBack(pool, topic)
+    } finally {
+      cleanup()
+    }
+  })
+
   it('a participant killed while retiring a dead subscriber: the next one finishes the retirement', { timeout: 30_000 }, async () => {
     const { pool, topic, names, cleanup } = files({ capacity: 4 })
     try {

@@ -1244,6 +1244,16 @@ class Topic {
       }
       const bit = 1 << index
       const head = Atomics.load(i32, T_HEAD) & POS_MASK
+      // The entry names its participant before any sample carries its bit: if this thread dies
+      // half-way, the entry is found (active, not yet in ACTIVE, its participant gone) and retired,
+      // which clears the bits it had put on history samples.
+      const at = core.subAt(index)
+      serial = nextSerial++ | 0
+      Atomics.store(i32, at + S_PART, core.me)
+      Atomics.store(i32, at + S_CLAIM, core.claim)
+      Atomics.store(i32, at + S_CURSOR, head)
+      Atomics.store(i32, at + S_SERIAL, serial)
+      Atomics.store(i32, at + S_STATE, SUB_ACTIVE)
       // History: the newest samples the topic still keeps, oldest first.
       let start = head
       for (let k = 1; k <= core.history; k++) {
@@ -1256,15 +1266,10 @@ class Topic {
         if ((Atomics.load(i32, rec + R_GEN) >>> 0) !== (Atomics.load(i32, e + E_GEN) >>> 0)) break
         if ((Atomics.load(i32, rec + R_MASK) & HISTORY_BIT) === 0) break
         Atomics.or(i32, rec + R_MASK, bit)
+        if (DIE_AT !== undefined) crashPoint('subscribe:history')
         start = pos
       }
-      const at = core.subAt(index)
-      serial = nextSerial++ | 0
-      Atomics.store(i32, at + S_PART, core.me)
-      Atomics.store(i32, at + S_CLAIM, core.claim)
       Atomics.store(i32, at + S_CURSOR, start)
-      Atomics.store(i32, at + S_SERIAL, serial)
-      Atomics.store(i32, at + S_STATE, SUB_ACTIVE)
       Atomics.or(i32, T_ACTIVE, bit)
     } finally {
       core.unlock()
