@@ -10,12 +10,12 @@ const { spawnSync } = require('node:child_process')
 
 const root = path.join(__dirname, '..')
 
-it('bench --quick runs every mechanism and writes a complete JSON report and chart', { timeout: 180_000 }, () => {
+it('bench --quick runs every mechanism and writes a complete JSON report and chart', { timeout: 300_000 }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sabpool-bench-'))
   const json = path.join(dir, 'bench.json')
   const svg = path.join(dir, 'bench.svg')
   const run = spawnSync(process.execPath, ['bench/index.js', '--quick', '--json', json, '--svg', svg], {
-    cwd: root, encoding: 'utf8', timeout: 170_000,
+    cwd: root, encoding: 'utf8', timeout: 290_000,
   })
   assert.equal(run.status, 0, `bench failed:\n${run.stderr.slice(-2000)}`)
   assert.match(run.stdout, /sabpool channel/)
@@ -52,6 +52,10 @@ it('bench --quick runs every mechanism and writes a complete JSON report and cha
     assert.ok(report.targets.some((t) => t.name.startsWith(start)), start)
   }
   assert.match(run.stdout, /PUBLISH\/SUBSCRIBE FAN-OUT/)
+  // Object graphs: the codec rows, compared with the clone of the same graph (bench-codec.test.js).
+  assert.match(run.stdout, /OBJECT GRAPHS/)
+  assert.ok(report.targets.some((t) => t.name.startsWith('objects: sabpool + writeValue/readValue round trip')))
+  for (const b of report.breakEven) for (const k of ['graph', 'graphValue', 'graphJSON']) assert.equal(typeof b[k].reused, 'number', `breakEven ${k} @ ${b.size}`)
   delete E.fanout.cells[0].throughput.mbPerSec.p50
   delete E.rpc.cells[0].ratios.vsPiscina
   delete topicPart('fanout').find((c) => c.mechanism === 'topic-await').ratios.vsPostMessage

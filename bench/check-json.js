@@ -20,7 +20,7 @@ const fs = require('node:fs')
 const { ids, processIds } = require('./mechanisms/index.js')
 const { FAMILIES, FAMILY_IDS } = require('./eventloop/index.js')
 const {
-  SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS,
+  SCHEMA, CELL_METRICS, RATIOS, GRAPH_RATIOS, graphPeer, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS,
   EVENT_LOOP_METRICS, FANOUT_RATIOS, FANOUT_THREAD_CPU, RPC_SERVICE_RATIOS, RPC_THREAD_CPU, TOPIC_PARTS, getPath,
 } = require('./schema.js')
 
@@ -195,7 +195,10 @@ function validate(res, { all = false, processes = false } = {}) {
         continue
       }
       for (const path of CELL_METRICS) need(cell, path, where)
-      if (cell.group !== 'postMessage') {
+      if (cell.group !== 'postMessage' && cell.payloadKind !== undefined && cell.payloadKind !== 'bytes') {
+        // An object-graph row (sabpool + a codec): its ratios are to the clone of the same graph.
+        if (mechanisms.includes(graphPeer(cell.payloadKind))) for (const key of GRAPH_RATIOS) need(cell, `ratios.${key}`, where)
+      } else if (cell.group !== 'postMessage') {
         for (const [key, refs] of Object.entries(RATIOS)) {
           if (refs.some((r) => mechanisms.includes(r))) need(cell, `ratios.${key}`, where)
         }
@@ -222,7 +225,8 @@ function validate(res, { all = false, processes = false } = {}) {
         problems.push(`breakEven @ ${size} B: missing`)
         continue
       }
-      for (const k of ['clone', 'cloneIdle', 'serviceBusy', 'serviceIdle']) for (const f of ['roundTrip', 'transfer', 'reused', 'oneShot']) need(b, `${k}.${f}`, `breakEven @ ${size} B`)
+      const graphs = [['graph', 'clone-matrix'], ['graphValue', 'codec-value-matrix'], ['graphJSON', 'codec-json-matrix']].filter(([, id]) => mechanisms.includes(id)).map(([k]) => k)
+      for (const k of ['clone', 'cloneIdle', 'serviceBusy', 'serviceIdle', ...graphs]) for (const f of ['roundTrip', 'transfer', 'reused', 'oneShot']) need(b, `${k}.${f}`, `breakEven @ ${size} B`)
     }
   }
   if (!Array.isArray(res.targets)) problems.push('targets missing')

@@ -6,13 +6,14 @@ const { FAMILY_IDS } = require('./eventloop/index.js')
 
 const USAGE = `usage: node bench/index.js [options]
 
-  --quick            smoke run (under a minute): sizes 1 KiB and 1 MiB, short phases; every mechanism,
+  --quick            smoke run (about two minutes): sizes 1 KiB and 1 MiB, short phases; every mechanism,
                      family and metric
   --full             adds 64 MiB payloads
   --sizes LIST       payload sizes, e.g. 1k,64k,1m,16m (suffixes k, m, g = KiB, MiB, GiB; bytes otherwise);
                      also the rpc family's sizes (64 B and 1 MiB without --sizes)
   --only LIST        mechanisms: ${ids.join(', ')}
-                     (a prefix selects a family: clone, channel; also: sabpool, floor, postMessage)
+                     (a prefix selects a family: clone, channel, codec; also: sabpool, floor, postMessage,
+                     objects = the object-graph clones and the sabpool + codec rows)
                      and event-loop families: ${FAMILY_IDS.join(', ')} (all of them: eventloop)
   --processes        also measure across processes: the bench process and a child_process.fork()ed
                      child (a fresh one per cell), same sizes: sabpool file-backed Channel
@@ -144,6 +145,7 @@ const ALIASES = {
   sabpool: ['ticket', 'channel', 'channel-spin'],
   floor: ['ring'],
   postmessage: ['clone-bytes', 'clone-matrix', 'clone-objects', 'transfer'],
+  objects: ['clone-matrix', 'clone-objects', 'codec-value-matrix', 'codec-value-spin-matrix', 'codec-json-matrix', 'codec-value-objects', 'codec-value-spin-objects', 'codec-json-objects'],
 }
 
 /** `--only` → { mechanisms, families }, each in report order. */

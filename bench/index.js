@@ -111,7 +111,7 @@ async function main() {
       for (const m of mechanisms) {
         progress.step(`${m.id} ${fmtSize(size)}`)
         const cell = await runCell(hosts.get(m.id), m, size, cfg, (p) => progress.phase(p))
-        cells.push({ ...cell, label: m.label, short: m.short, group: m.group })
+        cells.push({ ...cell, label: m.label, short: m.short, group: m.group, payloadKind: m.payloadKind ?? 'bytes', ...(m.codec ? { codec: m.codec, tuned: m.tuned } : {}) })
       }
     }
     for (const m of parkedMechanisms) {
@@ -153,6 +153,7 @@ async function main() {
     methods: {
       roundTrip: 'main stamps the first and last byte, sends; the worker reads both and sends the payload back; main reads both. One performance.now() pair per sample.',
       sendBlocked: 'duration of the send call alone (postMessage(...), handoff()+postMessage(ticket), channel.sendSync, ring push), in a separate pass.',
+      objects: 'object-graph rows: the clone rows post { matrix: Array(bytes/8) } or bytes/32 { id, name, value } objects (the worker echoes what it got); sabpool + writeValue / + JSON = the same graph serialized into a slot (lease.writeValue: V8 serialization, one copy into the slot; lease.writeJSON: UTF-8 encoded straight into the slot), sendSync, the worker recvSync + readValue/readJSON (from the slot in place), checks the tag, writes the graph it got back into the same slot and sends it; main deserializes and checks; library defaults, the tuned rows { spin: 1e9 } on every blocking call. Sender blocked = serialize + sendSync. Slots sized from the graph\'s serialized size, at most 256 MiB of pool. vsGraph / sendVsGraph = the clone row of the same graph\'s round trip / send p50 over this row\'s.',
       mainWait: 'postMessage mechanisms, including the sabpool ticket (its reply is a postMessage): main waits in its event loop; sabpool channel and the floor: main blocks in recvSync / ring pop (spin, then Atomics.wait).',
       throughput: 'main sends as fast as it can with at most `window` messages in flight; the worker touches each payload and releases/acks it; median of `repeats` windows.',
       heap: 'global.gc(), then process.memoryUsage() heapUsed/arrayBuffers before and after n untimed round trips on the main thread; windows with a GC inside (PerformanceObserver "gc") are retried with half n; the allocation of memoryUsage() itself is subtracted.',

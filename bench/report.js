@@ -1,7 +1,7 @@
 'use strict'
 // The text report (stdout).
 
-const { cellOf } = require('./analysis.js')
+const { cellOf, isGraphRow } = require('./analysis.js')
 
 // ---- formatting -------------------------------------------------------------------------------------
 
@@ -159,12 +159,16 @@ const countColumns = (c) => [
 
 const GC_NOTE = '* a GC ran inside every heap window tried: the value is a lower bound.'
 
+/** The byte rows (every mechanism but the object-graph clones and the codec rows). */
+const isBytes = (c) => (c.payloadKind ?? 'bytes') === 'bytes'
+const byteConfig = (res) => ({ sizes: res.config.sizes, mechanisms: res.config.mechanisms.filter((id) => res.cells.some((c) => c.mechanism === id && isBytes(c))) })
+
 function latencyTable(res) {
-  if (res.cells.length === 0) return ''
-  const rows = groupedRows(res.config, res.cells, (c) => [
+  const config = byteConfig(res)
+  if (config.mechanisms.length === 0) return ''
+  const rows = groupedRows(config, res.cells, (c) => [
     ...latencyColumns(res, c),
     c.ratios ? fmtTimes(c.ratios.vsClone) : '',
-    c.ratios ? fmtTimes(c.ratios.vsGraph) : '',
     c.ratios ? fmtTimes(c.ratios.vsTransfer) : '',
     c.ratios ? fmtTimes(c.ratios.vsFloor) : '',
     c.parks ? fmtParks(c.parks.roundTrip, c.rt.n) : '',
@@ -172,27 +176,74 @@ function latencyTable(res) {
   return [
     'PIPELINE OF WORKERS — ROUND TRIP (payload there and back: the receiver touches the first and last byte and replies',
     'with it; the sabpool channel rows and the floor block in recvSync / pop on both sides, like two workers)',
-    'and SENDER BLOCKED (duration of the send call alone). Ratios use round-trip medians of the same size:',
-    '×clone / ×graph / ×transfer = times faster than that mechanism (×graph: the faster of the two graph clones);',
+    'and SENDER BLOCKED (duration of the send call alone). Byte payloads; object graphs have their own table below.',
+    'Ratios use round-trip medians of the same size: ×clone / ×transfer = times faster than that mechanism;',
     'floor = times slower than the hand-rolled ring (1× = as fast as hand-written Atomics code).',
     'parked (sabpool channels) = receive waits that had to sleep (main + worker) per timed round trip: a park costs a wake-up.',
     table(
-      ['size', 'mechanism', 'rt p50', 'rt p10–p90', 'rt p99', 'send p50', 'send p10–p90', '×clone', '×graph', '×transfer', 'floor', 'parked'],
+      ['size', 'mechanism', 'rt p50', 'rt p10–p90', 'rt p99', 'send p50', 'send p10–p90', '×clone', '×transfer', 'floor', 'parked'],
       rows,
-      ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
   ].join('\n')
 }
 
+/**
+ * Object graphs: the postMessage clone of a graph next to sabpool carrying the same graph through
+ * a codec, per graph and size.
+ */
+function objectsTable(res) {
+  const graphRows = res.cells.filter((c) => !isBytes(c))
+  if (graphRows.length === 0) return ''
+  const rows = []
+  for (const kind of ['matrix', 'objects']) {
+    for (const size of res.config.sizes) {
+      const group = res.config.mechanisms.map((id) => cellOf(graphRows, id, size)).filter((c) => c !== undefined && c.payloadKind === kind)
+      if (group.length === 0) continue
+      if (rows.length) rows.push(null)
+      for (const c of group) {
+        const graph = isGraphRow(c)
+        rows.push([
+          ...latencyColumns(res, c),
+          graph ? fmtTimes(c.ratios?.vsGraph) : '',
+          graph ? fmtTimes(c.ratios?.sendVsGraph) : '',
+          fmtRate(c.throughput.msgsPerSec.p50),
+          ...heapColumns(c),
+          ...countColumns(c),
+        ])
+      }
+    }
+  }
+  const anyGc = graphRows.some((c) => c.heap.gcInside)
+  return [
+    'OBJECT GRAPHS — what a user with objects (not bytes) gets. {matrix} = { matrix: Array(bytes/8) } of doubles;',
+    '[{…}] = bytes/32 × { id, name, value }. clone = postMessage of the graph, echoed; sabpool+value / +JSON = the same',
+    'graph serialized into a slot (lease.writeValue: V8 serialization, the format structured clone uses, one copy into',
+    'the slot; lease.writeJSON: UTF-8 straight into the slot), sendSync, deserialized from the slot in place by the',
+    'worker, written back into the same slot and returned; main in recvSync. send = serialize + send call (postMessage',
+    'serializes inside its call too). ×graph / ×send = times faster than the clone of the same graph (round trip, send);',
+    'the serialization walk stays on both sides, so what sabpool removes is the transport: the message port, the copy',
+    'of the serialized bytes, the receiver\'s event loop. msgs/s = streaming; heap/rt = main-thread bytes allocated per',
+    'round trip (the graph read back is new objects either way).',
+    table(
+      ['size', 'mechanism', 'rt p50', 'rt p10–p90', 'rt p99', 'send p50', 'send p10–p90', '×graph', '×send', 'msgs/s', 'heap/rt', 'ArrayBuffer/rt', 'n rt/heap/stream', 'check'],
+      rows,
+      ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+    ),
+    anyGc ? GC_NOTE : '',
+  ].filter((l) => l !== '').join('\n')
+}
+
 function streamTable(res) {
-  if (res.cells.length === 0) return ''
-  const rows = groupedRows(res.config, res.cells, (c) => [
+  const config = byteConfig(res)
+  if (config.mechanisms.length === 0) return ''
+  const rows = groupedRows(config, res.cells, (c) => [
     ...streamColumns(res, c),
     ...heapColumns(c),
     fmtSignedMiB(c.rss.growthBytes),
     ...countColumns(c),
   ])
-  const anyGc = res.cells.some((c) => c.heap.gcInside)
+  const anyGc = res.cells.some((c) => isBytes(c) && c.heap.gcInside)
   return [
     'STREAMING (the main thread sends as fast as it can with at most `win` messages in flight; the worker touches',
     'each payload and releases the slot / acks) and MEMORY (main thread). GB/s = payload bytes made available to the',
@@ -574,7 +625,9 @@ function breakEvenSection(res) {
     '"one-shot" pays it for one task. The service case (the main thread never blocks) uses the service rows: clone =',
     'postMessage clone awaited, sabpool = await recv(); busy = back-to-back tasks, idle = the worker must be woken (max',
     'of the hot and the idle round trip): the realistic case for tasks longer than the spin window. pipeline = the',
-    'worker-to-worker case (the sabpool channel row above, both sides in recvSync), busy.',
+    'worker-to-worker case (the sabpool channel row above, both sides in recvSync), busy. A task whose input and result',
+    'are an object graph ({matrix}) must serialize it either way: graph = its postMessage clone, graph value / graph',
+    'JSON = sabpool + writeValue / writeJSON (the object-graph rows, main in recvSync).',
   )
   const rows = res.breakEven.map((b) => [
     `${fmtSize(b.size)}${b.contended ? ' !' : ''}`,
@@ -585,6 +638,8 @@ function breakEvenSection(res) {
     fmtNs(b.clone.reused),
     b.cloneIdle ? fmtNs(b.cloneIdle.reused) : '–',
     b.graph ? fmtNs(b.graph.reused) : '–',
+    b.graphValue ? fmtNs(b.graphValue.reused) : '–',
+    b.graphJSON ? fmtNs(b.graphJSON.reused) : '–',
     fmtNs(b.serviceBusy.reused),
     fmtNs(b.serviceIdle.reused),
     b.pipeline ? fmtNs(b.pipeline.reused) : '–',
@@ -592,13 +647,13 @@ function breakEvenSection(res) {
     fmtNs(b.serviceIdle.oneShot),
   ])
   lines.push(table(
-    ['size', 'clone rt', 'clone idle', 'sabpool rt', 'sabpool idle', `clone ×${N}`, `clone idle ×${N}`, `graph ×${N}`, `sabpool ×${N}`, `sabpool idle ×${N}`, `pipeline ×${N}`, 'clone 1-shot', 'sabpool 1-shot'],
+    ['size', 'clone rt', 'clone idle', 'sabpool rt', 'sabpool idle', `clone ×${N}`, `clone idle ×${N}`, `graph ×${N}`, `graph value ×${N}`, `graph JSON ×${N}`, `sabpool ×${N}`, `sabpool idle ×${N}`, `pipeline ×${N}`, 'clone 1-shot', 'sabpool 1-shot'],
     rows,
-    ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
   ))
   for (const b of res.breakEven) {
     lines.push(`${fmtSize(b.size)}${b.contended ? ' (!)' : ''}: a service offloading to a reused worker pays off for tasks computing more than ${fmtNs(b.clone.reused)} with a Uint8Array clone` +
-      (b.graph ? ` (${fmtNs(b.graph.reused)} with the {matrix} graph)` : '') +
+      (b.graph ? ` (${fmtNs(b.graph.reused)} with the {matrix} graph${b.graphValue ? `, ${fmtNs(b.graphValue.reused)} for that graph through sabpool + writeValue` : ''})` : '') +
       `, more than ${fmtNs(b.serviceBusy.reused)} with sabpool (${fmtNs(b.serviceIdle.reused)} if the worker must be woken` +
       (b.cloneIdle ? `; clone ${fmtNs(b.cloneIdle.reused)}` : '') + ');' +
       ` a one-shot worker needs ${fmtNs(b.clone.oneShot)} (clone) or ${fmtNs(b.serviceIdle.oneShot)} (sabpool).`)
@@ -698,7 +753,7 @@ function processesSection(res) {
 }
 
 function render(res) {
-  return [header(res), latencyTable(res), streamTable(res), parkedTable(res), serviceTable(res), streamIntoLoopTable(res),
+  return [header(res), latencyTable(res), streamTable(res), objectsTable(res), parkedTable(res), serviceTable(res), streamIntoLoopTable(res),
     fanoutTable(res), blockingTable(res), notifyTable(res), rpcTable(res), topicTable(res), breakEvenSection(res), targetsTable(res), processesSection(res)]
     .filter((s) => s !== '')
     .join('\n\n') + '\n'

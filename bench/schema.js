@@ -1,7 +1,7 @@
 'use strict'
 // The JSON report's required numbers (shared by index.js and check-json.js).
 
-const SCHEMA = 'sabpool-bench/2' // 2: event-loop families, break-even from the service rows, targets with goals
+const SCHEMA = 'sabpool-bench/3' // 2: event-loop families, break-even from the service rows, targets with goals; 3: object-graph rows (sabpool + a codec), ×graph from them only
 
 /** Per (mechanism, size) cell: dotted paths that must hold finite numbers. */
 const CELL_METRICS = [
@@ -13,13 +13,20 @@ const CELL_METRICS = [
   'verify.main', 'verify.worker',
 ]
 
-/** Ratios of sabpool and floor rows: key → the mechanism(s) it needs in the same run. */
+/** Ratios of the byte rows (sabpool and floor): key → the mechanism(s) it needs in the same run. */
 const RATIOS = {
   vsClone: ['clone-bytes'],
-  vsGraph: ['clone-matrix', 'clone-objects'],
   vsTransfer: ['transfer'],
   vsFloor: ['ring'],
 }
+
+/**
+ * Ratios of the object-graph rows (sabpool + a codec, a cell with `payloadKind` 'matrix' or
+ * 'objects'), each against the postMessage clone of the same graph (`clone-<kind>`): round trip
+ * and sender blocked, "times faster".
+ */
+const GRAPH_RATIOS = ['vsGraph', 'sendVsGraph']
+const graphPeer = (kind) => `clone-${kind}`
 
 const PARKED_METRICS = ['busy.rt.p50', 'busy.rt.p10', 'busy.rt.p90', 'busy.rt.p99', 'busy.send.p50',
   'parked.rt.p50', 'parked.rt.p10', 'parked.rt.p90', 'parked.rt.p99', 'parked.send.p50']
@@ -96,4 +103,4 @@ function getPath(obj, dotted) {
   return v
 }
 
-module.exports = { SCHEMA, CELL_METRICS, RATIOS, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS, EVENT_LOOP_METRICS, FANOUT_RATIOS, FANOUT_THREAD_CPU, RPC_SERVICE_RATIOS, RPC_THREAD_CPU, TOPIC_PARTS, getPath }
+module.exports = { SCHEMA, CELL_METRICS, RATIOS, GRAPH_RATIOS, graphPeer, PARKED_METRICS, PROCESS_RATIOS, PROCESS_PARKED_RATIOS, COLD_START_METRICS, EVENT_LOOP_METRICS, FANOUT_RATIOS, FANOUT_THREAD_CPU, RPC_SERVICE_RATIOS, RPC_THREAD_CPU, TOPIC_PARTS, getPath }

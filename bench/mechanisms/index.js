@@ -28,6 +28,7 @@
 
 const { makeClone } = require('./clone.js')
 const { makeChannel } = require('./channel.js')
+const { makeCodec } = require('./codec.js')
 const { makeMessage } = require('./proc-message.js')
 
 const MECHANISMS = [
@@ -38,6 +39,12 @@ const MECHANISMS = [
   require('./ticket.js'),
   makeChannel({ id: 'channel', label: 'sabpool Channel, default wake strategy', short: 'sabpool channel', spin: undefined }),
   makeChannel({ id: 'channel-spin', label: 'sabpool Channel, tuned: spin only and lease reuse ({ spin: 1e9, reuse })', short: 'sabpool channel tuned', spin: 1e9 }),
+  makeCodec({ id: 'codec-value-matrix', label: 'sabpool Channel + writeValue/readValue of { matrix: Array(bytes/8) }', short: 'sabpool+value {matrix}', kind: 'matrix', codec: 'value' }),
+  makeCodec({ id: 'codec-value-spin-matrix', label: 'sabpool Channel + writeValue/readValue of { matrix: Array(bytes/8) }, tuned: spin only ({ spin: 1e9 })', short: 'sabpool+value tuned {matrix}', kind: 'matrix', codec: 'value', spin: 1e9 }),
+  makeCodec({ id: 'codec-json-matrix', label: 'sabpool Channel + writeJSON/readJSON of { matrix: Array(bytes/8) }', short: 'sabpool+JSON {matrix}', kind: 'matrix', codec: 'json' }),
+  makeCodec({ id: 'codec-value-objects', label: 'sabpool Channel + writeValue/readValue of bytes/32 × { id, name, value }', short: 'sabpool+value [{…}]', kind: 'objects', codec: 'value' }),
+  makeCodec({ id: 'codec-value-spin-objects', label: 'sabpool Channel + writeValue/readValue of bytes/32 × { id, name, value }, tuned: spin only ({ spin: 1e9 })', short: 'sabpool+value tuned [{…}]', kind: 'objects', codec: 'value', spin: 1e9 }),
+  makeCodec({ id: 'codec-json-objects', label: 'sabpool Channel + writeJSON/readJSON of bytes/32 × { id, name, value }', short: 'sabpool+JSON [{…}]', kind: 'objects', codec: 'json' }),
   require('./ring.js'),
 ]
 
