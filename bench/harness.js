@@ -39,11 +39,14 @@ function syncRoundTrips(m, st, n, rtOut, sendOut, pauseMs, sleepCell) {
 
 function syncStream(m, st, budgetMs, minMsgs, window) {
   const streamSend = m.streamSend
+  // Messages between clock reads: a window, or fewer when the runner asks for fewer messages
+  // than a window (messages so slow that a window would overrun the budget many times).
+  const chunk = Math.max(1, Math.min(window, minMsgs))
   const t0 = performance.now()
   let sent = 0
   do {
-    for (let k = 0; k < window; k++) streamSend(st)
-    sent += window
+    for (let k = 0; k < chunk; k++) streamSend(st)
+    sent += chunk
   } while (sent < minMsgs || performance.now() - t0 < budgetMs)
   m.streamDrain(st)
   return { msgs: sent, ms: performance.now() - t0 }

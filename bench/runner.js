@@ -94,7 +94,9 @@ async function runCell(host, m, size, cfg, report) {
   const repeats = minMsgs * meanMs <= slice ? cfg.streamRepeats : Math.min(3, cfg.streamRepeats)
   await startPhase(host, m, st, 'sink')
   report('streaming warm-up')
-  await guard(loops.stream(m, st, cfg.warmupMs, 1, window)) // the sink paths get optimised too
+  // The sink paths get optimised too. A sync stream sends `minMsgs` at a time (a window, or 3 when
+  // messages are slow), so its warm-up sends at least that many.
+  await guard(loops.stream(m, st, cfg.warmupMs, m.sync ? minMsgs : 1, window))
   const c1 = m.counters?.(st)
   const rates = []
   let streamed = 0
