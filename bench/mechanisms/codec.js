@@ -24,20 +24,28 @@ const CODECS = {
   value: {
     write: (lease, value) => lease.writeValue(value),
     read: (lease) => lease.readValue(),
-    size: (value) => require('node:v8').serialize(value).length,
+    encode: (value) => require('node:v8').serialize(value),
+    decode: (bytes) => require('node:v8').deserialize(bytes),
   },
   json: {
     write: (lease, value) => lease.writeJSON(value),
     read: (lease) => lease.readJSON(),
-    size: (value) => Buffer.byteLength(JSON.stringify(value), 'utf8'),
+    encode: (value) => Buffer.from(JSON.stringify(value), 'utf8'),
+    decode: (bytes) => JSON.parse(bytes.toString('utf8')),
   },
 }
 
 const POOL_BUDGET = 256 << 20
 
-/** Slot size and count for `payload` through `codec`, at most `window` slots. */
+/**
+ * Slot size and count for `payload` through `codec`, at most `window` slots. The worker writes
+ * back the graph it read, which a runtime may encode larger than the original (Deno's V8 writes a
+ * deserialized `Array(n).fill(x)` a quarter larger), so the slot fits both.
+ */
 function poolShape(codec, payload, window) {
-  const needed = CODECS[codec].size(payload)
+  const C = CODECS[codec]
+  const first = C.encode(payload)
+  const needed = Math.max(first.length, C.encode(C.decode(first)).length)
   const slotSize = Math.ceil((needed + (needed >>> 4) + 256) / 64) * 64
   const slots = Math.max(2, Math.min(window, Math.floor(POOL_BUDGET / slotSize)))
   return { slotSize, slots }
