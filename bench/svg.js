@@ -13,6 +13,13 @@ const COLORS = {
   channel: '#1f77b4',
   'channel-spin': '#2ca02c',
   ring: '#555555',
+  // object graphs through sabpool: the color of the graph's clone, dashed by codec
+  'codec-value-matrix': '#ff7f0e',
+  'codec-value-spin-matrix': '#ff7f0e',
+  'codec-json-matrix': '#ff7f0e',
+  'codec-value-objects': '#8c564b',
+  'codec-value-spin-objects': '#8c564b',
+  'codec-json-objects': '#8c564b',
   // --processes: dash-dotted lines
   'proc-channel': '#0b3d91',
   'proc-json': '#e377c2',
@@ -97,7 +104,8 @@ function renderSvg(res) {
     const color = COLORS[id] ?? '#000'
     const group = pts[0].group
     const dash = procIds.includes(id) ? ' stroke-dasharray="8 3 2 3"' : serviceIds.includes(id) ? ' stroke-dasharray="1 3"'
-      : group === 'floor' ? ' stroke-dasharray="6 4"' : id === 'channel-spin' ? ' stroke-dasharray="2 3"' : ''
+      : group === 'floor' ? ' stroke-dasharray="6 4"' : id === 'channel-spin' || id.startsWith('codec-value-spin-') ? ' stroke-dasharray="2 3"'
+        : id.startsWith('codec-value-') ? ' stroke-dasharray="5 2"' : id.startsWith('codec-json-') ? ' stroke-dasharray="10 3"' : ''
     const width = group === 'sabpool' ? 2.5 : 1.5
     out.push(`<g stroke="${color}" fill="${color}">`)
     for (const c of pts) {
