@@ -483,6 +483,28 @@ describe('Service across processes (file-backed pools)', () => {
     }
   })
 
+  it('a Service.create that fails after making its table file removes it again', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sabpool-svc-'))
+    const pool = SharedPool.create({ name: `svc-fail${process.pid}`, dir, slotSize: 64, slots: 2 })
+    try {
+      // A file that is not a channel where the request channel's file would go: its create fails
+      // after the service table file was made.
+      fs.writeFileSync(path.join(dir, 'sabpool.half.requests.channel'), 'not a channel')
+      const before = fs.readdirSync(dir).sort()
+      throwsCode(() => Service.create(pool, { name: 'half', capacity: 2, dir }), Error, 'ERR_SABPOOL_EXISTS')
+      assert.deepEqual(fs.readdirSync(dir).sort(), before)
+      throwsCode(() => Service.open('half', pool, { dir }), Error, 'ERR_SABPOOL_NOT_FOUND')
+      // Once the obstacle is gone the name works, and nothing of the failed attempt is in the way.
+      fs.rmSync(path.join(dir, 'sabpool.half.requests.channel'))
+      const svc = Service.create(pool, { name: 'half', capacity: 2, dir })
+      svc.unlink()
+      svc.close()
+    } finally {
+      pool.detach()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('Service.open refuses a name with no service, and an in-process pool', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sabpool-svc-'))
     const pool = SharedPool.create({ name: `svc-none${process.pid}`, dir, slotSize: 64, slots: 2 })

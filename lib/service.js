@@ -36,7 +36,7 @@ const { isLease } = require('./lease.js')
 const { nativeCall } = require('./region.js')
 const { isPool, newUid } = require('./pool.js')
 const { Channel } = require('./channel.js')
-const { Table, describePool } = require('./table.js')
+const { Table, describePool, createTableFile, openTableFile } = require('./table.js')
 
 const SERVICE_KIND = 'sabpool.service'
 /** 'SVC1': the table of a service of this format. */
@@ -458,22 +458,12 @@ class Service {
     checkServiceName(name)
     const info = describePool(pool)
     const words = tableWords(info.slots, info.maxParticipants)
-    const attachment = nativeCall(() => binding.tableCreateFile(dir, name, pool._state.ref, words, newUid(), mode))
-    let requests
-    try {
-      const view = fileTable(attachment, words)
+    return createTableFile(pool, dir, name, words, mode, (attachment, memory) => {
+      const view = new Table(memory.buffer, memory.dataOffset, words, STATS_BYTE >>> 2)
       initTable(view.i32, info.slots, info.maxParticipants, capacity)
-      requests = Channel.create(pool, { name: requestsName(name), capacity, dir, mode })
+      const requests = Channel.create(pool, { name: requestsName(name), capacity, dir, mode })
       return fileService(pool, name, dir, mode, attachment, view, requests, info)
-    } catch (error) {
-      try {
-        binding.regionUnlink(attachment.id)
-      } catch {
-        // already gone
-      }
-      attachment.detach()
-      throw error
-    }
+    })
   }
 
   /**
@@ -489,16 +479,11 @@ class Service {
     const allowForeignOwner = checkAllowForeignOwner(options.allowForeignOwner)
     checkServiceName(name)
     const info = describePool(pool)
-    const attachment = nativeCall(() => binding.tableOpenFile(dir, name, pool._state.ref, allowForeignOwner))
-    try {
-      const words = nativeCall(() => binding.tableInfo(attachment.id)).words
-      const view = fileTable(attachment, words, info)
+    return openTableFile(pool, dir, name, allowForeignOwner, (attachment, memory) => {
+      const view = checkedTable(memory.buffer, memory.dataOffset, memory.words, info)
       const requests = Channel.open(requestsName(name), pool, { dir, allowForeignOwner })
       return fileService(pool, name, dir, undefined, attachment, view, requests, info, allowForeignOwner)
-    } catch (error) {
-      attachment.detach()
-      throw error
-    }
+    })
   }
 
   /** Structured-cloneable description of the service, for `Service.attach` in another thread. */
@@ -811,13 +796,6 @@ function checkedTable(buffer, byteOffset, words, info) {
   }
   if (tableWords(slots, portCount) > words) throw makeError('ERR_SABPOOL_BAD_HANDLE', 'the service table is too small for its pool')
   return new Table(buffer, byteOffset, words, STATS_BYTE >>> 2)
-}
-
-function fileTable(attachment, words, info) {
-  const buffer = nativeCall(() => binding.regionBuffer(attachment.id))
-  const { dataOffset } = nativeCall(() => binding.tableInfo(attachment.id))
-  if (info === undefined) return new Table(buffer, dataOffset, words, STATS_BYTE >>> 2)
-  return checkedTable(buffer, dataOffset, words, info)
 }
 
 function fileService(pool, name, dir, mode, attachment, table, requests, info, allowForeignOwner = false) {

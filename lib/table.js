@@ -6,6 +6,7 @@
 
 const { binding, OFFSETS } = require('./native.js')
 const { nativeCall } = require('./region.js')
+const { newUid } = require('./pool.js')
 
 /** Views of a table: `i32` its words; counters are word pairs from word `statsWord`. */
 class Table {
@@ -85,4 +86,38 @@ function fileTableMemory(attachment) {
   return { buffer, dataOffset, words }
 }
 
-module.exports = { Table, readPair, addPair, describePool, Participants, fileTableMemory }
+/**
+ * Creates the table file `fileName` of `words` words next to `pool`'s file and returns
+ * `build(attachment, memory)`. If `build` throws, the file is unlinked and the attachment
+ * detached: a failed create leaves nothing behind for another process to open.
+ */
+function createTableFile(pool, dir, fileName, words, mode, build) {
+  const attachment = nativeCall(() => binding.tableCreateFile(dir, fileName, pool._state.ref, words, newUid(), mode))
+  try {
+    return build(attachment, fileTableMemory(attachment))
+  } catch (error) {
+    try {
+      binding.regionUnlink(attachment.id)
+    } catch {
+      // already gone
+    }
+    attachment.detach()
+    throw error
+  }
+}
+
+/**
+ * Opens the table file `fileName` made for `pool` and returns `build(attachment, memory)`; if
+ * `build` throws (a table that fails its checks), the attachment is detached.
+ */
+function openTableFile(pool, dir, fileName, allowForeignOwner, build) {
+  const attachment = nativeCall(() => binding.tableOpenFile(dir, fileName, pool._state.ref, allowForeignOwner))
+  try {
+    return build(attachment, fileTableMemory(attachment))
+  } catch (error) {
+    attachment.detach()
+    throw error
+  }
+}
+
+module.exports = { Table, readPair, addPair, describePool, Participants, fileTableMemory, createTableFile, openTableFile }

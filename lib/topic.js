@@ -50,7 +50,7 @@ const { isLease } = require('./lease.js')
 const { nativeCall } = require('./region.js')
 const { SharedPool, isPool, newUid } = require('./pool.js')
 const { WaitSite, FileWaitSite, parkSync, parkAsync, spinBriefly } = require('./wait.js')
-const { Table, readPair, addPair, describePool, Participants, fileTableMemory } = require('./table.js')
+const { Table, readPair, addPair, describePool, Participants, createTableFile, openTableFile } = require('./table.js')
 const codec = require('./codec.js')
 
 const TOPIC_KIND = 'sabpool.topic'
@@ -1147,21 +1147,11 @@ class Topic {
     const settings = topicSettings(options)
     const info = describePool(pool)
     const layout = layoutOf(info.slots, info.maxParticipants, settings.maxSubscribers, settings.ringSize)
-    const attachment = nativeCall(() => binding.tableCreateFile(dir, tableName(name), pool._state.ref, layout.words, newUid(), mode))
-    try {
-      const memory = fileTableMemory(attachment)
+    return createTableFile(pool, dir, tableName(name), layout.words, mode, (attachment, memory) => {
       const table = new Table(memory.buffer, memory.dataOffset, layout.words, STATS_WORD)
       initTable(table.i32, info, settings)
       return fileTopic(pool, name, dir, attachment, table, info)
-    } catch (error) {
-      try {
-        binding.regionUnlink(attachment.id)
-      } catch {
-        // already gone
-      }
-      attachment.detach()
-      throw error
-    }
+    })
   }
 
   /**
@@ -1177,15 +1167,8 @@ class Topic {
     const allowForeignOwner = checkAllowForeignOwner(options.allowForeignOwner)
     checkTopicName(name)
     const info = describePool(pool)
-    const attachment = nativeCall(() => binding.tableOpenFile(dir, tableName(name), pool._state.ref, allowForeignOwner))
-    try {
-      const memory = fileTableMemory(attachment)
-      const table = checkedTable(memory.buffer, memory.dataOffset, memory.words, info)
-      return fileTopic(pool, name, dir, attachment, table, info)
-    } catch (error) {
-      attachment.detach()
-      throw error
-    }
+    return openTableFile(pool, dir, tableName(name), allowForeignOwner, (attachment, memory) =>
+      fileTopic(pool, name, dir, attachment, checkedTable(memory.buffer, memory.dataOffset, memory.words, info), info))
   }
 
   /** Structured-cloneable description of the topic, for `Topic.attach` in another thread. */
