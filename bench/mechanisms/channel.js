@@ -43,6 +43,32 @@ function parkCounters(pool, toWorker, toMain) {
   }
 }
 
+/** A worker's side of a channel pair: the pool and both channels attached from the main side's handles. */
+function attachPair(init) {
+  const pool = SharedPool.attach(init.toWorker.pool)
+  return { pool, fromMain: Channel.attach(init.toWorker, pool), toMain: Channel.attach(init.toMain, pool) }
+}
+
+/** Main side's teardown of a channel pair and its pool. */
+function detachPair(st) {
+  st.toWorker.detach()
+  st.toMain.detach()
+  st.pool.detach()
+}
+
+/** A failing worker unblocks the main thread: its recvSync returns null, its sendSync throws ERR_SABPOOL_CLOSED. */
+function abortPair(w) {
+  w.toMain.close()
+  w.fromMain.close()
+}
+
+/** A worker's teardown of its channel pair and pool. */
+function detachWorkerPair(w) {
+  w.fromMain.detach()
+  w.toMain.detach()
+  w.pool.detach()
+}
+
 function makeChannel({ id, label, short, spin }) {
   // `OPTS` is undefined for the default variant: recvSync(undefined) is exactly recvSync(). The
   // tuned variant's `reuse` is set to a lease we no longer own right before each acquire/receive.
@@ -118,19 +144,12 @@ function makeChannel({ id, label, short, spin }) {
         streamDrain(st)
       }
     },
-    teardown(st) {
-      st.toWorker.detach()
-      st.toMain.detach()
-      st.pool.detach()
-    },
+    teardown: detachPair,
 
     worker: {
       setup(init) {
-        const pool = SharedPool.attach(init.toWorker.pool)
         return {
-          pool,
-          fromMain: Channel.attach(init.toWorker, pool),
-          toMain: Channel.attach(init.toMain, pool),
+          ...attachPair(init),
           opts: init.spin === undefined ? undefined : { spin: init.spin, reuse: undefined },
           mode: 'echo',
           expect: 0,
@@ -155,18 +174,10 @@ function makeChannel({ id, label, short, spin }) {
           if (opts !== undefined) opts.reuse = lease // sent or released: re-armed by the next receive
         }
       },
-      /** Unblocks the main thread if this worker fails mid-phase. */
-      abort(w) {
-        w.toMain.close() // main's recvSync returns null
-        w.fromMain.close() // main's sendSync throws ERR_SABPOOL_CLOSED
-      },
-      teardown(w) {
-        w.fromMain.detach()
-        w.toMain.detach()
-        w.pool.detach()
-      },
+      abort: abortPair,
+      teardown: detachWorkerPair,
     },
   }
 }
 
-module.exports = { makeChannel, nextPow2, drainPool, parkCounters }
+module.exports = { makeChannel, nextPow2, drainPool, parkCounters, attachPair, detachPair, abortPair, detachWorkerPair }

@@ -18,7 +18,7 @@
 
 const { SharedPool, Channel } = require('../..')
 const { KINDS, check } = require('../payload.js')
-const { nextPow2, drainPool, parkCounters } = require('./channel.js')
+const { nextPow2, drainPool, parkCounters, attachPair, detachPair, abortPair, detachWorkerPair } = require('./channel.js')
 
 const CODECS = {
   value: {
@@ -121,19 +121,12 @@ function makeCodec({ id, label, short, kind, codec, spin }) {
         streamDrain(st)
       }
     },
-    teardown(st) {
-      st.toWorker.detach()
-      st.toMain.detach()
-      st.pool.detach()
-    },
+    teardown: detachPair,
 
     worker: {
       setup(init) {
-        const pool = SharedPool.attach(init.toWorker.pool)
         return {
-          pool,
-          fromMain: Channel.attach(init.toWorker, pool),
-          toMain: Channel.attach(init.toMain, pool),
+          ...attachPair(init),
           P: KINDS[init.kind],
           C: CODECS[init.codec],
           opts: init.spin === undefined ? undefined : { spin: init.spin },
@@ -162,16 +155,8 @@ function makeCodec({ id, label, short, kind, codec, spin }) {
           }
         }
       },
-      /** Unblocks the main thread if this worker fails mid-phase. */
-      abort(w) {
-        w.toMain.close()
-        w.fromMain.close()
-      },
-      teardown(w) {
-        w.fromMain.detach()
-        w.toMain.detach()
-        w.pool.detach()
-      },
+      abort: abortPair,
+      teardown: detachWorkerPair,
     },
   }
 }
