@@ -350,6 +350,39 @@ for (const how of ['exit', 'throw', 'terminate']) {
   })
 }
 
+test('topic.stats() totals never go backwards while other threads unsubscribe (each retirement moves its counts into the totals)', async () => {
+  const pool = new SharedPool({ slotSize: 64, slots: 16 })
+  const topic = new Topic(pool, { capacity: 2, onFull: 'drop-oldest' })
+  const stop = new SharedArrayBuffer(4)
+  const workers = [
+    spawnWorker('topic-churn.js', { handle: topic.handle, stop, role: 'pub' }),
+    spawnWorker('topic-churn.js', { handle: topic.handle, stop, role: 'sub' }),
+    spawnWorker('topic-churn.js', { handle: topic.handle, stop, role: 'sub' }),
+  ]
+  // Read the totals in a loop (on this thread, so nothing else runs here) until enough
+  // subscriptions have come and gone: a read that overlaps a retirement must still count each
+  // subscription's deliveries and drops exactly once.
+  let last = { delivered: 0, dropped: 0, retired: 0 }
+  let reads = 0
+  const backwards = []
+  const end = performance.now() + 1500
+  while (performance.now() < end) {
+    const s = topic.stats()
+    reads++
+    for (const k of ['delivered', 'dropped']) if (s[k] < last[k]) backwards.push(`${k} ${last[k]} -> ${s[k]}`)
+    last = s
+  }
+  Atomics.store(new Int32Array(stop), 0, 1)
+  const rounds = []
+  for (const w of workers) rounds.push((await w.next('done')).rounds)
+  await Promise.all(workers.map((w) => w.exited))
+  assert.ok(rounds[1] + rounds[2] > 100, `only ${rounds[1] + rounds[2]} subscriptions came and went`)
+  assert.ok(last.dropped > 0 && last.delivered > 0, `the churn delivered ${last.delivered} and dropped ${last.dropped}`)
+  assert.deepEqual(backwards.slice(0, 5), [], `${backwards.length} of ${reads} reads went backwards`)
+  assert.equal(topic.stats().subscribers, 0)
+  assertAllFreeOnce(pool)
+})
+
 test('a garbage-collected subscription is retired', { skip: typeof global.gc !== 'function' && 'needs --expose-gc' }, async () => {
   const pool = new SharedPool({ slotSize: 64, slots: 4 })
   const topic = new Topic(pool, { capacity: 2 })

@@ -1328,32 +1328,40 @@ class Topic {
   /**
    * Counters of the whole topic: live subscribers, samples published, delivered (taken by a
    * subscriber) and dropped (drop-oldest), and per live subscriber `{ lag, delivered, dropped }`.
-   * Dead subscribers are retired first.
+   * Dead subscribers are retired first. Read under the lock: a retirement (under the lock too)
+   * moves a subscriber's counts into the totals, and a read overlapping it would count them
+   * twice or not at all.
    */
   stats() {
     if (!isTopic(this)) throw invalidThis('Topic', 'stats', this)
     const core = this.#core
-    core.checkDead(true)
-    const i32 = core.i32
-    const t = core.table
-    let delivered = t.read(S.delivered)
-    let dropped = t.read(S.dropped)
-    const subscriptions = []
-    for (let i = 0; i < core.maxSubs; i++) {
-      const at = core.subAt(i)
-      if (Atomics.load(i32, at + S_STATE) !== SUB_ACTIVE) continue
-      const s = subscriberStats(core, at)
-      delivered += s.delivered
-      dropped += s.dropped
-      subscriptions.push(s)
-    }
-    return {
-      subscribers: subscriptions.length,
-      published: t.read(S.published),
-      delivered,
-      dropped,
-      stray: t.read(S.stray),
-      subscriptions,
+    core.reclaimDeadProcesses()
+    core.lockSync()
+    try {
+      core.retireDead()
+      const i32 = core.i32
+      const t = core.table
+      let delivered = t.read(S.delivered)
+      let dropped = t.read(S.dropped)
+      const subscriptions = []
+      for (let i = 0; i < core.maxSubs; i++) {
+        const at = core.subAt(i)
+        if (Atomics.load(i32, at + S_STATE) !== SUB_ACTIVE) continue
+        const s = subscriberStats(core, at)
+        delivered += s.delivered
+        dropped += s.dropped
+        subscriptions.push(s)
+      }
+      return {
+        subscribers: subscriptions.length,
+        published: t.read(S.published),
+        delivered,
+        dropped,
+        stray: t.read(S.stray),
+        subscriptions,
+      }
+    } finally {
+      core.unlock()
     }
   }
 
