@@ -50,8 +50,20 @@ function start(dir, kind, seat, board) {
   let stderr = ''
   proc.stderr.setEncoding('utf8')
   proc.stderr.on('data', (d) => { stderr += d })
-  const gone = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })))
-  const handle = { kind, seat, proc, gone, readyAt: undefined, kill: (s) => proc.kill(s), get stderr() { return stderr } }
+  let exited = false
+  const gone = new Promise((resolve) => proc.once('exit', (code, signal) => { exited = true; resolve({ code, signal }) }))
+  // Signals go by pid, not proc.kill(): Deno's proc.kill() sends only the first signal of a child
+  // (denoland/deno#36643), so after a SIGSTOP neither SIGCONT nor SIGKILL reached it and the test
+  // waited forever for its exit. Nothing is sent once it has exited (its pid may be reused).
+  const kill = (signal) => {
+    if (exited) return
+    try {
+      process.kill(proc.pid, signal)
+    } catch (error) {
+      if (error.code !== 'ESRCH') throw error // exited, not yet reaped
+    }
+  }
+  const handle = { kind, seat, proc, gone, readyAt: undefined, kill, get stderr() { return stderr } }
   children.add(handle)
   gone.then(() => children.delete(handle))
   handle.ready = new Promise((resolve, reject) => {
